@@ -1,0 +1,34 @@
+"""The `lora-sst2` command."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from lora_core.errors import LoraSst2Error
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="lora-sst2", description="LoRA fine-tuning of BERT on SST-2."
+    )
+    parser.add_subparsers(dest="command", metavar="COMMAND")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: run one sub-command; user errors print one line and exit 2."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 0
+    try:
+        return args.run(args)
+    except LoraSst2Error as err:
+        print(f"lora-sst2: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,86 @@
+"""LoRALinear: a frozen nn.Linear plus a trainable low-rank update beside it."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class LoRALinear(nn.Module):
+    """Wrap a frozen ``nn.Linear``: ``y = W x + b + scaling * B(A(dropout(x)))``.
+
+    ``scaling`` is ``alpha / r``, or ``alpha / sqrt(r)`` with ``rslora=True``. A starts
+    Kaiming-uniform and B at zero, so at init the output equals the base layer's exactly.
+    """
+
+    def __init__(
+        self,
+        base: nn.Linear,
+        r: int,
+        alpha: float,
+        dropout: float = 0.0,
+        rslora: bool = False,
+    ) -> None:
+        super().__init__()
+        if not isinstance(base, nn.Linear):
+            raise TypeError(f"LoRALinear wraps nn.Linear, got {type(base).__name__}")
+        if r < 1:
+            raise ValueError(f"LoRA rank r must be >= 1, got {r}")
+        self.base = base
+        self.base.requires_grad_(False)
+        self.r = r
+        self.alpha = alpha
+        self.scaling = alpha / math.sqrt(r) if rslora else alpha / r
+        self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
+        weight = base.weight
+        # Same layout as nn.Linear weights: A is (r, in), B is (out, r).
+        self.lora_A = nn.Parameter(torch.empty(r, base.in_features, device=weight.device))
+        self.lora_B = nn.Parameter(torch.zeros(base.out_features, r, device=weight.device))
+        nn.init.kaiming_uniform_(self.lora_A, a=math.sqrt(5))
+        self.merged = False
+
+    @property
+    def in_features(self) -> int:
+        return self.base.in_features
+
+    @property
+    def out_features(self) -> int:
+        return self.base.out_features
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        result = self.base(x)
+        if self.merged:
+            return result
+        update = F.linear(F.linear(self.dropout(x), self.lora_A), self.lora_B)  # (..., out)
+        return result + update * self.scaling
+
+    def delta_weight(self) -> torch.Tensor:
+        """The update ``scaling * B @ A`` in float32, shaped like the base weight."""
+        return (self.lora_B.float() @ self.lora_A.float()) * self.scaling
+
+    def merge(self) -> None:
+        """Fold the update into the base weight; a no-op when already merged."""
+        if self.merged:
+            return
+        delta = self.delta_weight()
+        if not torch.isfinite(delta).all():
+            raise ValueError("refusing to merge LoRA: the update B @ A has NaN or inf values")
+        with torch.no_grad():
+            merged = self.base.weight.float() + delta
+            self.base.weight.copy_(merged.to(self.base.weight.dtype))
+        self.merged = True
+
+    def unmerge(self) -> None:
+        """Take the update back out of the base weight; a no-op when not merged."""
+        if not self.merged:
+            return
+        with torch.no_grad():
+            restored = self.base.weight.float() - self.delta_weight()
+            self.base.weight.copy_(restored.to(self.base.weight.dtype))
+        self.merged = False
+
+    def extra_repr(self) -> str:
+        return f"r={self.r}, alpha={self.alpha}, scaling={self.scaling:g}, merged={self.merged}"

@@ -1,0 +1,88 @@
+"""Build the SST-2 classifier from a hub id or a local folder, with LoRA in place."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from lora_core.config import LoraConfig, ModelConfig
+from lora_core.errors import LoraSst2Error
+from lora_core.inject import inject_lora, mark_trainable
+
+LABELS = ("negative", "positive")
+BASE_DIR = Path("models/base")
+
+
+def resolve_model_source(name: str, base_dir: str | Path = BASE_DIR) -> str:
+    """The local mirror ``<base_dir>/<name>/`` when it exists, else ``name`` itself."""
+    local = Path(base_dir) / name
+    if local.is_dir():
+        return str(local)
+    return name
+
+
+def _offline_hint(name: str, base_dir: str | Path, err: Exception) -> LoraSst2Error:
+    first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    return LoraSst2Error(
+        f"cannot load model {name!r}: {first} -- put the model in {Path(base_dir) / name}/ "
+        "(config.json, model.safetensors, tokenizer files; README section 'Offline')"
+    )
+
+
+def load_tokenizer(name: str, base_dir: str | Path = BASE_DIR):
+    """The fast tokenizer of ``name``, from the local mirror first."""
+    from transformers import AutoTokenizer
+
+    source = resolve_model_source(name, base_dir)
+    try:
+        return AutoTokenizer.from_pretrained(source, use_fast=True)
+    except (OSError, ValueError) as err:
+        raise _offline_hint(name, base_dir, err) from None
+
+
+def load_base_model(name: str, base_dir: str | Path = BASE_DIR) -> nn.Module:
+    """The pretrained encoder with a fresh 2-label classification head, in float32."""
+    from transformers import AutoModelForSequenceClassification
+    from transformers.utils import logging as hf_logging
+
+    source = resolve_model_source(name, base_dir)
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()  # the "newly initialized classifier" notice is expected
+    try:
+        model = AutoModelForSequenceClassification.from_pretrained(
+            source,
+            num_labels=len(LABELS),
+            id2label=dict(enumerate(LABELS)),
+            label2id={label: i for i, label in enumerate(LABELS)},
+        )
+    except (OSError, ValueError) as err:
+        raise _offline_hint(name, base_dir, err) from None
+    finally:
+        hf_logging.set_verbosity(verbosity)
+    return model.float()
+
+
+def build_classifier(
+    model_cfg: ModelConfig,
+    lora_cfg: LoraConfig,
+    mode: str = "lora",
+    train_pooler: bool = False,
+    seed: int = 0,
+    base_dir: str | Path = BASE_DIR,
+) -> nn.Module:
+    """Base model + LoRA (in ``lora`` mode) + trainable flags, seeded for a repeatable init."""
+    torch.manual_seed(seed)  # the classifier head and LoRA A are drawn from this seed
+    model = load_base_model(model_cfg.name, base_dir)
+    if mode == "lora":
+        inject_lora(
+            model,
+            targets=lora_cfg.targets,
+            r=lora_cfg.r,
+            alpha=lora_cfg.alpha,
+            dropout=lora_cfg.dropout,
+            rslora=lora_cfg.rslora,
+        )
+    mark_trainable(model, mode=mode, train_pooler=train_pooler)
+    return model

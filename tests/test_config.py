@@ -1,0 +1,84 @@
+from pathlib import Path
+
+import pytest
+import yaml
+
+from lora_core.config import ConfigError, Params, load_params
+
+PARAMS = Path(__file__).parents[1] / "params.yaml"
+DEFAULTS = yaml.safe_load(PARAMS.read_text(encoding="utf-8"))
+
+
+def _with(section: str, key: str, value) -> dict:
+    raw = {name: dict(body) for name, body in DEFAULTS.items()}
+    raw[section][key] = value
+    return raw
+
+
+def test_config_defaults_load_and_are_frozen():
+    params = load_params(PARAMS)
+    assert params.lora.r == 4
+    assert params.lora.targets == ("query", "value")
+    assert params.lora.alpha == 16.0 and isinstance(params.lora.alpha, float)
+    with pytest.raises(AttributeError):
+        params.lora.r = 8
+
+
+@pytest.mark.parametrize(
+    ("section", "key", "value", "message"),
+    [
+        ("lora", "r", 0, "lora.r = 0 is not allowed: must be an integer >= 1"),
+        ("lora", "r", -1, "lora.r = -1 is not allowed: must be an integer >= 1"),
+        ("lora", "r", "four", "lora.r = 'four' is not allowed: must be an integer"),
+        ("lora", "r", 2.5, "lora.r = 2.5 is not allowed: must be an integer"),
+        ("lora", "alpha", 0, "lora.alpha = 0.0 is not allowed: must be > 0"),
+        ("lora", "dropout", 1.0, "lora.dropout = 1.0 is not allowed: must be >= 0 and < 1"),
+        ("lora", "dropout", -0.1, "lora.dropout = -0.1 is not allowed: must be >= 0 and < 1"),
+        ("lora", "targets", [], "lora.targets = () is not allowed: must name at least one"),
+        ("lora", "rslora", "yes", "lora.rslora = 'yes' is not allowed: must be true or false"),
+        ("train", "lr", 0, "train.lr = 0.0 is not allowed: must be > 0"),
+        ("train", "lr", "2e-3", "train.lr = '2e-3' is not allowed: must be a number"),
+        ("train", "epochs", 0, "train.epochs = 0 is not allowed: must be an integer >= 1"),
+        ("train", "batch_size", 0, "train.batch_size = 0 is not allowed: must be an integer >= 1"),
+        ("train", "mode", "peft", "train.mode = 'peft' is not allowed: use lora, head or full"),
+        ("train", "device", "tpu", "train.device = 'tpu' is not allowed: use one of auto, cpu"),
+        ("train", "precision", "int8", "train.precision = 'int8' is not allowed: use auto, fp32"),
+        ("data", "val_fraction", 0, "data.val_fraction = 0.0 is not allowed: must be > 0 and < 1"),
+        ("data", "val_fraction", 1, "data.val_fraction = 1.0 is not allowed: must be > 0 and < 1"),
+        ("data", "max_train_examples", 0, "data.max_train_examples = 0 is not allowed"),
+        ("model", "max_length", 0, "model.max_length = 0 is not allowed: must be >= 2"),
+        ("evaluate", "batch_size", -3, "evaluate.batch_size = -3 is not allowed"),
+    ],
+)
+def test_config_bad_value_gives_one_line_error(section, key, value, message):
+    with pytest.raises(ConfigError) as info:
+        Params.from_dict(_with(section, key, value))
+    text = str(info.value)
+    assert text.startswith("params.yaml: ") and message in text
+    assert "\n" not in text
+
+
+def test_config_unknown_key_names_it_and_the_allowed_keys():
+    raw = _with("lora", "rank", 8)
+    with pytest.raises(ConfigError) as info:
+        Params.from_dict(raw)
+    assert str(info.value) == (
+        "params.yaml: unknown key lora.rank; allowed: alpha, dropout, r, rslora, targets"
+    )
+
+
+def test_config_missing_and_unknown_sections():
+    raw = {name: body for name, body in DEFAULTS.items() if name != "train"}
+    with pytest.raises(ConfigError, match="^params.yaml: missing section 'train'$"):
+        Params.from_dict(raw)
+    with pytest.raises(ConfigError, match="^params.yaml: unknown section 'trian'"):
+        Params.from_dict({**DEFAULTS, "trian": {}})
+
+
+def test_config_file_errors(tmp_path):
+    with pytest.raises(ConfigError, match="params file not found"):
+        load_params(tmp_path / "nope.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("lora: [r: 4\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_params(bad)

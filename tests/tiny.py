@@ -1,0 +1,78 @@
+"""Tiny random BERTs, vocabularies and GLUE-format TSVs for tests: no network, no weights."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+from transformers import BertConfig, BertForSequenceClassification, BertModel, BertTokenizerFast
+
+POSITIVE = ["good", "great", "fine", "gorgeous", "witty", "moving", "fun", "smart"]
+NEGATIVE = ["bad", "awful", "dull", "mess", "boring", "flat", "weak", "tired"]
+FILLER = ["a", "the", "film", "movie", "is", "and", "very", "this", "plot", "story", ","]
+SPECIAL = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+VOCAB = SPECIAL + POSITIVE + NEGATIVE + FILLER
+
+
+def tiny_config(**overrides) -> BertConfig:
+    """A two-layer BERT with hidden size 32 over the tiny vocabulary."""
+    kwargs = dict(
+        vocab_size=len(VOCAB),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=64,
+        num_labels=2,
+    )
+    kwargs.update(overrides)
+    return BertConfig(**kwargs)
+
+
+def tiny_classifier(seed: int = 0, **overrides) -> BertForSequenceClassification:
+    """A random tiny BertForSequenceClassification in eval mode."""
+    import torch
+
+    torch.manual_seed(seed)
+    return BertForSequenceClassification(tiny_config(**overrides)).eval()
+
+
+def write_tiny_model(folder: Path, seed: int = 0) -> Path:
+    """Save a random tiny BertModel and its tokenizer as a hub-style folder."""
+    import torch
+
+    folder.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(seed)
+    BertModel(tiny_config()).save_pretrained(folder)
+    vocab = folder / "vocab.txt"
+    vocab.write_text("\n".join(VOCAB) + "\n", encoding="utf-8")
+    BertTokenizerFast(vocab_file=str(vocab), do_lower_case=True).save_pretrained(folder)
+    return folder
+
+
+def tiny_sentences(n: int, seed: int) -> list[tuple[str, int]]:
+    """n labelled sentences whose sentiment word decides the label."""
+    rng = random.Random(seed)
+    rows = []
+    for i in range(n):
+        label = i % 2
+        word = rng.choice(POSITIVE if label else NEGATIVE)
+        words = rng.sample(FILLER, rng.randint(1, 6)) + [word]
+        rng.shuffle(words)
+        rows.append((" ".join(words) + " ", label))
+    return rows
+
+
+def write_tsv(path: Path, rows: list[tuple[str, int]]) -> Path:
+    """Write rows in GLUE's SST-2 format (header, tab, trailing newline)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lines = ["sentence\tlabel"] + [f"{s}\t{label}" for s, label in rows]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def write_tiny_glue(folder: Path, n_train: int = 200, n_dev: int = 40) -> Path:
+    """train.tsv and dev.tsv of tiny sentences in ``folder``."""
+    write_tsv(folder / "train.tsv", tiny_sentences(n_train, seed=1))
+    write_tsv(folder / "dev.tsv", tiny_sentences(n_dev, seed=2))
+    return folder
