@@ -86,3 +86,25 @@ def build_classifier(
         )
     mark_trainable(model, mode=mode, train_pooler=train_pooler)
     return model
+
+
+def check_tokenizer_fits(cfg: ModelConfig, tokenizer, base_dir: str | Path = BASE_DIR) -> None:
+    """Refuse a max_length beyond the model's positions, or a tokenizer the model can't embed."""
+    from transformers import AutoConfig
+
+    source = resolve_model_source(cfg.name, base_dir)
+    try:
+        config = AutoConfig.from_pretrained(source)
+    except (OSError, ValueError) as err:
+        raise _offline_hint(cfg.name, base_dir, err) from None
+    limit = config.max_position_embeddings
+    if cfg.max_length > limit:
+        raise LoraSst2Error(
+            f"params.yaml: model.max_length = {cfg.max_length} is not allowed: "
+            f"{cfg.name} takes at most {limit} tokens"
+        )
+    if len(tokenizer) > config.vocab_size:
+        raise LoraSst2Error(
+            f"the tokenizer of {cfg.name} has {len(tokenizer)} tokens but the model embeds "
+            f"only {config.vocab_size}: tokenizer and weights come from different models"
+        )

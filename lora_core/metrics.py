@@ -1,0 +1,119 @@
+"""Classification metrics, plot data for DVC, and PNG plots."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from lora_core.io import atomic_path
+
+DIGITS = 6  # metrics and plot points are rounded so files stay small and diff cleanly
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Row-wise softmax in float64."""
+    z = logits.astype(np.float64)
+    z = z - z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def classification_metrics(logits: np.ndarray, labels: np.ndarray) -> dict[str, float]:
+    """Accuracy, F1, precision, recall, MCC (positive class = 1) and mean cross-entropy."""
+    from sklearn.metrics import (
+        accuracy_score,
+        f1_score,
+        matthews_corrcoef,
+        precision_score,
+        recall_score,
+    )
+
+    predicted = logits.argmax(axis=1)
+    probs = softmax(logits)
+    loss = -np.mean(np.log(np.clip(probs[np.arange(len(labels)), labels], 1e-300, None)))
+    values = {
+        "accuracy": accuracy_score(labels, predicted),
+        "f1": f1_score(labels, predicted, zero_division=0),
+        "precision": precision_score(labels, predicted, zero_division=0),
+        "recall": recall_score(labels, predicted, zero_division=0),
+        "mcc": matthews_corrcoef(labels, predicted),
+        "loss": loss,
+        "examples": len(labels),
+    }
+    return {k: (v if k == "examples" else round(float(v), DIGITS)) for k, v in values.items()}
+
+
+def confusion_points(logits: np.ndarray, labels: np.ndarray, names) -> list[dict]:
+    """One {actual, predicted} row per example, for DVC's confusion template."""
+    predicted = logits.argmax(axis=1)
+    return [{"actual": names[a], "predicted": names[p]} for a, p in zip(labels, predicted)]
+
+
+def roc_points(logits: np.ndarray, labels: np.ndarray) -> list[dict]:
+    from sklearn.metrics import roc_curve
+
+    fpr, tpr, _ = roc_curve(labels, softmax(logits)[:, 1])
+    return [
+        {"fpr": round(float(f), DIGITS), "tpr": round(float(t), DIGITS)} for f, t in zip(fpr, tpr)
+    ]
+
+
+def pr_points(logits: np.ndarray, labels: np.ndarray) -> list[dict]:
+    from sklearn.metrics import precision_recall_curve
+
+    precision, recall, _ = precision_recall_curve(labels, softmax(logits)[:, 1])
+    return [
+        {"recall": round(float(r), DIGITS), "precision": round(float(p), DIGITS)}
+        for r, p in zip(recall, precision)
+    ]
+
+
+def _figure():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5, 4), dpi=100)
+    return plt, fig, ax
+
+
+def _save(plt, fig, path: str | Path) -> None:
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        # A fixed date keeps the PNG byte-identical between identical runs.
+        fig.savefig(tmp, format="png", metadata={"Software": None})
+    plt.close(fig)
+
+
+def plot_confusion(points: list[dict], names, path: str | Path) -> None:
+    plt, fig, ax = _figure()
+    matrix = np.zeros((len(names), len(names)), dtype=int)
+    for p in points:
+        matrix[names.index(p["actual"]), names.index(p["predicted"])] += 1
+    ax.imshow(matrix, cmap="Blues")
+    for (i, j), n in np.ndenumerate(matrix):
+        color = "white" if n > matrix.max() / 2 else "black"
+        ax.text(j, i, str(n), ha="center", va="center", color=color)
+    ax.set(xticks=range(len(names)), yticks=range(len(names)), xticklabels=names, yticklabels=names)
+    ax.set(xlabel="predicted", ylabel="actual", title="Test confusion matrix")
+    _save(plt, fig, path)
+
+
+def plot_curve(points: list[dict], x: str, y: str, title: str, path: str | Path) -> None:
+    plt, fig, ax = _figure()
+    ax.plot([p[x] for p in points], [p[y] for p in points])
+    ax.set(xlabel=x, ylabel=y, title=title)
+    ax.grid(alpha=0.3)
+    _save(plt, fig, path)
+
+
+def plot_training(curve: list[dict], val: list[dict], path: str | Path) -> None:
+    plt, fig, ax = _figure()
+    ax.plot([p["step"] for p in curve], [p["loss"] for p in curve], label="train loss")
+    ax.set(xlabel="step", ylabel="train loss", title="Training")
+    twin = ax.twinx()
+    twin.plot([p["step"] for p in val], [p["val_accuracy"] for p in val], "o-", color="C1")
+    twin.set_ylabel("val accuracy", color="C1")
+    _save(plt, fig, path)
