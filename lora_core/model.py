@@ -50,6 +50,7 @@ def load_base_model(name: str, base_dir: str | Path = BASE_DIR) -> nn.Module:
     source = resolve_model_source(name, base_dir)
     verbosity = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()  # the "newly initialized classifier" notice is expected
+    hf_logging.disable_progress_bar()
     try:
         model = AutoModelForSequenceClassification.from_pretrained(
             source,
@@ -61,6 +62,7 @@ def load_base_model(name: str, base_dir: str | Path = BASE_DIR) -> nn.Module:
         raise _offline_hint(name, base_dir, err) from None
     finally:
         hf_logging.set_verbosity(verbosity)
+        hf_logging.enable_progress_bar()
     return model.float()
 
 

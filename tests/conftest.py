@@ -1,0 +1,80 @@
+"""Shared fixtures: a tiny, offline copy of the whole project in a temporary git repo."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.tiny import write_tiny_glue, write_tiny_model
+
+# Tests never touch the network or send analytics.
+os.environ.update(
+    DVC_NO_ANALYTICS="1", HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", TRANSFORMERS_OFFLINE="1"
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+PROJECT_FILES = ("dvc.yaml", "params.yaml", ".gitignore", ".dvcignore", "stages", "lora_core")
+TINY_PARAMS = {
+    "train": {"epochs": 2, "batch_size": 16, "lr": 0.01, "device": "cpu", "bucket_chunk": 4},
+    "evaluate": {"batch_size": 64},
+    "model": {"max_length": 32},
+}
+
+
+def run(cmd: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
+    """Run a command, capturing text output; fail the test with its output on error."""
+    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
+    if check and proc.returncode != 0:
+        raise AssertionError(
+            f"{' '.join(cmd)} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}"
+        )
+    return proc
+
+
+def set_params(project: Path, updates: dict) -> None:
+    """Merge ``{section: {key: value}}`` into the project's params.yaml."""
+    path = project / "params.yaml"
+    params = yaml.safe_load(path.read_text(encoding="utf-8"))
+    for section, values in updates.items():
+        params[section].update(values)
+    path.write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
+
+
+def make_tiny_project(dest: Path) -> Path:
+    """Copy the project into ``dest`` with a tiny model and data, as a committed git repo."""
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in PROJECT_FILES:
+        src = ROOT / name
+        if src.is_dir():
+            shutil.copytree(src, dest / name, ignore=shutil.ignore_patterns("__pycache__"))
+        elif src.exists():
+            shutil.copy2(src, dest / name)
+    set_params(dest, TINY_PARAMS)
+    write_tiny_model(dest / "models/base/sentence-transformers/all-MiniLM-L6-v2")
+    write_tiny_glue(dest / "data/raw/sst2")
+    run(["git", "init", "-q", "-b", "main"], dest)
+    run(["git", "config", "user.email", "test@example.com"], dest)
+    run(["git", "config", "user.name", "test"], dest)
+    run(["dvc", "init", "-q"], dest)
+    run(["git", "add", "-A"], dest)
+    run(["git", "commit", "-qm", "tiny project"], dest)
+    return dest
+
+
+@pytest.fixture
+def tiny_project(tmp_path: Path) -> Path:
+    """A fresh tiny project (git + DVC, nothing reproduced yet)."""
+    return make_tiny_project(tmp_path / "project")
+
+
+@pytest.fixture(scope="session")
+def built_project(tmp_path_factory) -> Path:
+    """A tiny project after one `dvc repro` (shared: copy it before changing it)."""
+    project = make_tiny_project(tmp_path_factory.mktemp("built") / "project")
+    run(["dvc", "repro", "-q"], project)
+    return project
