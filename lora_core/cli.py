@@ -3,16 +3,29 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 
 from lora_core.errors import LoraSst2Error
+
+# Each module adds its sub-commands with register(subparsers); each sets `run=` a function
+# that takes the parsed args and returns the exit status.
+COMMAND_MODULES = ("lora_core.serve", "lora_core.gate")
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="lora-sst2", description="LoRA fine-tuning of BERT on SST-2."
     )
-    parser.add_subparsers(dest="command", metavar="COMMAND")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as err:
+            if err.name != name:
+                raise
+            continue  # not written yet
+        module.register(subparsers)
     return parser
 
 

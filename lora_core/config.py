@@ -36,6 +36,10 @@ def _type_ok(value: Any, hint: Any) -> bool:
         return isinstance(value, int | float) and not isinstance(value, bool)
     if origin is tuple:
         return isinstance(value, list | tuple) and all(isinstance(v, str) for v in value)
+    if origin is dict:
+        return isinstance(value, dict) and all(
+            isinstance(k, str) and _type_ok(v, float) for k, v in value.items()
+        )
     return isinstance(value, hint)
 
 
@@ -49,6 +53,8 @@ def _describe(hint: Any) -> str:
         return "null"
     if typing.get_origin(hint) is tuple:
         return "a list of strings"
+    if typing.get_origin(hint) is dict:
+        return "a mapping of metric names to numbers"
     return _TYPE_NAMES.get(hint, getattr(hint, "__name__", str(hint)))
 
 
@@ -160,6 +166,18 @@ class EvaluateConfig(_Section):
         self.require("precision", self.precision in PRECISIONS, f"use {', '.join(PRECISIONS)}")
 
 
+@dataclass(frozen=True)
+class GateConfig(_Section):
+    """How far each metric may move the wrong way before `lora-sst2 gate` fails."""
+
+    SECTION = "gate"
+    max_drop: dict[str, float] = field(default_factory=lambda: {"test.accuracy": 0.005})
+
+    def check(self) -> None:
+        bad = [k for k, v in self.max_drop.items() if v < 0]
+        self.require("max_drop", not bad, f"thresholds must be >= 0 (see {', '.join(bad)})")
+
+
 DEVICES = ("auto", "cpu", "cuda")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 SECTIONS: dict[str, type[_Section]] = {
@@ -168,6 +186,7 @@ SECTIONS: dict[str, type[_Section]] = {
     "lora": LoraConfig,
     "train": TrainConfig,
     "evaluate": EvaluateConfig,
+    "gate": GateConfig,
 }
 
 
@@ -180,6 +199,7 @@ class Params:
     lora: LoraConfig = field(default_factory=LoraConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
+    gate: GateConfig = field(default_factory=GateConfig)
 
     @classmethod
     def from_dict(cls, raw: Any) -> Params:
