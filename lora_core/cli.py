@@ -10,7 +10,7 @@ from lora_core.errors import LoraSst2Error
 
 # Each module adds its sub-commands with register(subparsers); each sets `run=` a function
 # that takes the parsed args and returns the exit status.
-COMMAND_MODULES = ("lora_core.serve", "lora_core.gate")
+COMMAND_MODULES = ("lora_core.infer", "lora_core.gate")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -92,6 +92,15 @@ def unmerge_lora(model: nn.Module) -> None:
         layer.unmerge()
 
 
+def unload_lora(model: nn.Module) -> None:
+    """Put each LoRALinear's base ``nn.Linear`` back in its place (merge first to keep LoRA)."""
+    names = [name for name, m in model.named_modules() if isinstance(m, LoRALinear)]
+    for name in names:
+        parent_name, _, child = name.rpartition(".")
+        parent = model.get_submodule(parent_name)
+        setattr(parent, child, getattr(parent, child).base)
+
+
 def lora_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
     """The adapter: every trainable tensor (LoRA matrices and head), detached, contiguous."""
     if any(layer.merged for layer in lora_layers(model)):

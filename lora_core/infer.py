@@ -1,0 +1,156 @@
+"""Inference for users: `lora-sst2 predict`, `export --merged` and `info`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from lora_core.adapter import WEIGHTS, load_trained
+from lora_core.config import load_params
+from lora_core.data import tokenize
+from lora_core.errors import LoraSst2Error
+from lora_core.inject import count_parameters, merge_lora, unload_lora
+from lora_core.io import atomic_dir
+from lora_core.loop import predict_logits, resolve_device, resolve_precision
+from lora_core.metrics import softmax
+from lora_core.model import LABELS, load_tokenizer
+
+
+class Predictor:
+    """A merged model and its tokenizer: sentences in, P(positive) out."""
+
+    def __init__(self, adapter_dir: str | Path = "models", params: str | Path = "params.yaml"):
+        # Same base model, device, precision and batch size as the evaluate stage: same logits.
+        project = load_params(params) if Path(params).exists() else None
+        expect = project.model.name if project else None
+        self.model, self.config = load_trained(adapter_dir, expect_base=expect)
+        merge_lora(self.model)  # one matmul per layer, the same weights evaluate scores with
+        self.tokenizer = load_tokenizer(self.config["base_model"])
+        evaluate = project.evaluate if project else None
+        self.batch_size = evaluate.batch_size if evaluate else 128
+        self.device = resolve_device("auto")
+        self.precision = resolve_precision(evaluate.precision if evaluate else "fp32", self.device)
+        self.model.to(self.device)
+
+    def probabilities(self, sentences: list[str]) -> tuple[np.ndarray, int]:
+        """P(positive) per sentence, and how many sentences were truncated."""
+        max_length = self.config["max_length"]
+        split = tokenize(self.tokenizer, sentences, [0] * len(sentences), max_length)
+        full = self.tokenizer(sentences, truncation=False)["input_ids"]
+        truncated = sum(len(ids) > max_length for ids in full)
+        logits = predict_logits(self.model, split, self.batch_size, self.device, self.precision)
+        return softmax(logits)[:, 1], truncated
+
+
+def read_inputs(texts: list[str], file: str | None) -> list[str]:
+    """Sentences from the arguments or from a file (one a line, '-' for stdin)."""
+    if file is not None and texts:
+        raise LoraSst2Error("give sentences as arguments or with --file, not both")
+    if file is not None:
+        texts = _read_lines(file)
+    if not texts:
+        raise LoraSst2Error("no input: give sentences as arguments or with --file PATH")
+    for number, text in enumerate(texts, start=1):
+        if not text.strip():
+            raise LoraSst2Error(f"input {number} is empty: every input needs some text")
+    return texts
+
+
+def _read_lines(file: str) -> list[str]:
+    path = Path(file)
+    if file != "-" and path.is_dir():
+        raise LoraSst2Error(f"--file {file} is a directory, expected a text file")
+    try:
+        data = sys.stdin.buffer.read() if file == "-" else path.read_bytes()
+        text = data.decode("utf-8")
+    except OSError as err:
+        raise LoraSst2Error(f"cannot read --file {file}: {err.strerror}") from None
+    except UnicodeDecodeError:
+        raise LoraSst2Error(f"--file {file} is not UTF-8 text (binary file?)") from None
+    if "\x00" in text:
+        raise LoraSst2Error(f"--file {file} is not UTF-8 text (binary file?)")
+    return text.splitlines()
+
+
+def run_predict(args: argparse.Namespace) -> int:
+    texts = read_inputs(args.texts, args.file)
+    predictor = Predictor(args.adapter, args.params)
+    scores, truncated = predictor.probabilities(texts)
+    if truncated:
+        limit = predictor.config["max_length"]
+        print(f"note: {truncated} input(s) truncated to {limit} tokens", file=sys.stderr)
+    for text, score in zip(texts, scores):
+        label = LABELS[int(score > 0.5)]
+        if args.json:
+            print(json.dumps({"text": text, "label": label, "score": round(float(score), 6)}))
+        else:
+            print(f"{label}\t{score:.4f}\t{text}")
+    return 0
+
+
+def export_merged(adapter_dir: str | Path, out: str | Path) -> Path:
+    """A plain Hugging Face folder: merged weights, config with labels, tokenizer."""
+    model, config = load_trained(adapter_dir)
+    merge_lora(model)
+    unload_lora(model)
+    tokenizer = load_tokenizer(config["base_model"])
+    with atomic_dir(out) as tmp:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+    return Path(out)
+
+
+def run_export(args: argparse.Namespace) -> int:
+    out = export_merged(args.adapter, args.merged)
+    print(f"merged model written to {out}/ (load it with AutoModelForSequenceClassification)")
+    return 0
+
+
+def adapter_info(adapter_dir: str | Path, metrics_dir: str | Path) -> dict:
+    """What an adapter is, how big, and how well the run that made it did."""
+    model, config = load_trained(adapter_dir)
+    trainable, total = count_parameters(model)
+    info = {
+        "base_model": config["base_model"],
+        "mode": config["mode"],
+        **{k: config["lora"][k] for k in ("r", "alpha", "targets", "dropout", "rslora")},
+        "trainable_params": trainable,
+        "total_params": total,
+        "adapter_bytes": (Path(adapter_dir) / WEIGHTS).stat().st_size,
+    }
+    eval_path = Path(metrics_dir) / "eval.json"
+    if eval_path.exists():
+        scores = json.loads(eval_path.read_text(encoding="utf-8"))
+        info.update({f"{split}.{k}": v for split in scores for k, v in scores[split].items()})
+    return info
+
+
+def run_info(args: argparse.Namespace) -> int:
+    for key, value in adapter_info(args.adapter, args.metrics).items():
+        print(f"{key:<20} {value}")
+    return 0
+
+
+def register(subparsers) -> None:
+    """Add predict, export and info to the CLI."""
+    p = subparsers.add_parser("predict", help="score sentences with the trained adapter")
+    p.add_argument("texts", nargs="*", help="sentences to score")
+    p.add_argument("--file", help="one sentence a line; '-' reads stdin")
+    p.add_argument("--json", action="store_true", help="JSON lines: text, label, score")
+    p.add_argument("--adapter", default="models", help="folder with adapter.* (default models)")
+    p.add_argument("--params", default="params.yaml", help="evaluate settings to score with")
+    p.set_defaults(run=run_predict)
+
+    e = subparsers.add_parser("export", help="write a merged, standalone Hugging Face model")
+    e.add_argument("--merged", required=True, metavar="OUT", help="output folder")
+    e.add_argument("--adapter", default="models")
+    e.set_defaults(run=run_export)
+
+    i = subparsers.add_parser("info", help="describe an adapter and its run's metrics")
+    i.add_argument("--adapter", default="models")
+    i.add_argument("--metrics", default="metrics")
+    i.set_defaults(run=run_info)

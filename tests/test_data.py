@@ -1,0 +1,122 @@
+import numpy as np
+import pytest
+import torch
+
+from lora_core.data import (
+    DataError,
+    Examples,
+    bucket_batches,
+    collate,
+    load_tokenized,
+    read_glue_tsv,
+    save_tokenized,
+    sorted_batches,
+    split_train_val,
+    tokenize,
+)
+from lora_core.model import load_tokenizer
+from tests.tiny import tiny_sentences, write_tiny_model, write_tsv
+
+
+def test_read_glue_tsv_keeps_sentences_verbatim(tmp_path):
+    path = write_tsv(tmp_path / "t.tsv", [("a gorgeous , witty film ", 1), ("a mess ", 0)])
+    examples = read_glue_tsv(path)
+    assert examples.sentences == ["a gorgeous , witty film ", "a mess "]
+    assert examples.labels == [1, 0]
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"", "t.tsv is empty: expected a header 'sentence<TAB>label' and rows"),
+        (b"sentence\tscore\nfine\t1\n", "t.tsv: no 'label' column in header ['sentence', 'score']"),
+        (b"sentence\tlabel\nfine\t2\n", "t.tsv:2: label '2' is not allowed: use 0 or 1"),
+        (b"sentence\tlabel\nfine\t1\n \t0\n", "t.tsv:3: empty sentence"),
+        (
+            b"sentence\tlabel\nok\t1\n\xff\xfe\t0\n",
+            "t.tsv:3: bytes that are not UTF-8 (at byte 20)",
+        ),
+        (b"sentence\tlabel\nok\t1\textra\n", "t.tsv:2: 3 fields, the header has 2"),
+        (b"sentence\tlabel\n", "t.tsv has a header but no rows"),
+    ],
+)
+def test_read_glue_tsv_rejects_bad_files_naming_the_line(tmp_path, content, message):
+    path = tmp_path / "t.tsv"
+    path.write_bytes(content)
+    with pytest.raises(DataError) as info:
+        read_glue_tsv(path)
+    assert str(info.value) == f"{tmp_path}/{message}"
+
+
+def test_split_is_stratified_seeded_and_capped():
+    rows = tiny_sentences(100, seed=0)
+    examples = Examples([s for s, _ in rows], [y for _, y in rows])
+    train, val = split_train_val(examples, 0.1, seed=3)
+    assert (len(train), len(val)) == (90, 10)
+    assert sum(val.labels) == 5  # stratified: half positive, like the whole
+    assert sorted(train.sentences + val.sentences) == sorted(examples.sentences)
+    again, _ = split_train_val(examples, 0.1, seed=3)
+    assert again == train
+    capped, _ = split_train_val(examples, 0.1, seed=3, max_train=7)
+    assert capped.sentences == train.sentences[:7]
+
+
+@pytest.fixture(scope="module")
+def tokenizer(tmp_path_factory):
+    base = tmp_path_factory.mktemp("base")
+    write_tiny_model(base / "tiny")
+    return load_tokenizer("tiny", base_dir=base)
+
+
+def test_tokenize_is_unpadded_and_round_trips_byte_identically(tokenizer, tmp_path):
+    split = tokenize(tokenizer, ["good film", "a very dull plot"], [1, 0], max_length=4)
+    assert split.lengths.tolist() == [4, 4]  # [CLS] good film [SEP]; truncated to 4
+    assert split.ids[:4].tolist() == tokenizer("good film")["input_ids"]
+    save_tokenized(tmp_path / "a.safetensors", split, {"model": "tiny"})
+    save_tokenized(tmp_path / "b.safetensors", split, {"model": "tiny"})
+    assert (tmp_path / "a.safetensors").read_bytes() == (tmp_path / "b.safetensors").read_bytes()
+    loaded = load_tokenized(tmp_path / "a.safetensors")
+    assert np.array_equal(loaded.ids, split.ids) and loaded.pad_id == tokenizer.pad_token_id
+
+
+LENGTHS = np.random.default_rng(0).integers(3, 60, size=1000)
+
+
+def test_bucket_batches_cover_every_example_once_per_epoch():
+    batches = bucket_batches(LENGTHS, batch_size=32, chunk_batches=4, seed=1, epoch=1)
+    flat = np.concatenate(batches)
+    assert sorted(flat.tolist()) == list(range(1000))
+    assert [len(b) for b in batches].count(32) == len(batches) - 1 + (1000 % 32 == 0)
+
+
+def test_bucket_batches_are_deterministic_per_seed_and_epoch():
+    a = bucket_batches(LENGTHS, 32, 4, seed=1, epoch=1)
+    b = bucket_batches(LENGTHS, 32, 4, seed=1, epoch=1)
+    c = bucket_batches(LENGTHS, 32, 4, seed=1, epoch=2)
+    assert all(np.array_equal(x, y) for x, y in zip(a, b))
+    assert not all(np.array_equal(x, y) for x, y in zip(a, c))
+
+
+def test_bucket_batches_sort_by_length_within_a_chunk():
+    # One chunk holds everything: batches, put back in order, must be sorted by length.
+    batches = bucket_batches(LENGTHS, 32, chunk_batches=1000, seed=0, epoch=1)
+    for batch in batches:
+        assert np.all(np.diff(LENGTHS[batch]) >= 0)
+    spans = sorted((LENGTHS[b].min(), LENGTHS[b].max()) for b in batches)
+    assert all(hi <= next_lo for (_, hi), (next_lo, _) in zip(spans, spans[1:]))
+    padding_random = sum(
+        (LENGTHS[b].max() - LENGTHS[b]).sum() for b in np.array_split(np.arange(1000), 32)
+    )
+    padding_bucketed = sum((LENGTHS[b].max() - LENGTHS[b]).sum() for b in batches)
+    assert padding_bucketed < padding_random / 10
+
+
+def test_sorted_batches_and_collate_pad_per_batch(tokenizer):
+    split = tokenize(tokenizer, ["good", "a very dull plot", "fun film"], [1, 0, 1], 16)
+    batches = sorted_batches(split.lengths, batch_size=2)
+    assert [b.tolist() for b in batches] == [[0, 2], [1]]
+    batch = collate(split, batches[0])
+    assert batch["input_ids"].shape == (2, 4)
+    assert batch["attention_mask"].tolist() == [[1, 1, 1, 0], [1, 1, 1, 1]]
+    assert batch["input_ids"][0, 3] == tokenizer.pad_token_id
+    assert torch.equal(batch["labels"], torch.tensor([1, 1]))

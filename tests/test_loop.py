@@ -1,0 +1,82 @@
+import pytest
+import torch
+
+from lora_core.config import LoraConfig, ModelConfig, TrainConfig
+from lora_core.data import tokenize
+from lora_core.errors import LoraSst2Error
+from lora_core.inject import lora_state_dict
+from lora_core.loop import autocast, resolve_device, resolve_precision, train_model
+from lora_core.model import build_classifier, load_tokenizer
+from tests.tiny import tiny_sentences, write_tiny_model
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    base = tmp_path_factory.mktemp("base")
+    write_tiny_model(base / "tiny")
+    tokenizer = load_tokenizer("tiny", base_dir=base)
+    rows = tiny_sentences(96, seed=0)
+    split = tokenize(tokenizer, [s for s, _ in rows], [y for _, y in rows], 32)
+    return base, split
+
+
+def _train(setup, **overrides):
+    base, split = setup
+    cfg = TrainConfig(**{"epochs": 2, "batch_size": 16, "lr": 0.01, "bucket_chunk": 2, **overrides})
+    model = build_classifier(ModelConfig(name="tiny"), LoraConfig(), "lora", True, 0, base)
+    frozen = {k: v.clone() for k, v in model.state_dict().items() if "lora_" not in k}
+    result = train_model(model, split, split, cfg, torch.device("cpu"), "fp32", progress=False)
+    return model, frozen, result
+
+
+def test_train_updates_only_trainable_tensors_and_logs_every_window(setup):
+    model, before, result = _train(setup)
+    trainable = set(lora_state_dict(model))
+    for name, value in model.state_dict().items():
+        if name in before:
+            assert torch.equal(value, before[name]) == (name not in trainable), name
+    assert set(result.best_state) == trainable
+    assert [p["step"] for p in result.curve] == [6, 12]  # 96/16 = 6 steps an epoch
+    assert len(result.val_accuracy) == 2 and result.best_epoch in (1, 2)
+    assert result.examples == 192
+
+
+def test_train_is_deterministic_for_a_seed(setup):
+    _, _, a = _train(setup)
+    _, _, b = _train(setup)
+    assert a.curve == b.curve
+    for key, value in a.best_state.items():
+        assert torch.equal(value, b.best_state[key])
+
+
+def test_train_stops_at_first_non_finite_loss_with_step(setup):
+    with pytest.raises(LoraSst2Error) as info:
+        _train(setup, lr=1e4, max_grad_norm=1e9)
+    message = str(info.value)
+    assert message.startswith("training diverged: loss is nan at step ")
+    assert message.endswith("lower train.lr (now 10000); no adapter or metrics were written")
+
+
+def test_resolve_precision_on_cpu():
+    cpu = torch.device("cpu")
+    assert resolve_precision("fp32", cpu) == "fp32"
+    assert resolve_precision("bf16", cpu) == "bf16"
+    expected = "bf16" if torch.ops.mkldnn._is_mkldnn_bf16_supported() else "fp32"
+    assert resolve_precision("auto", cpu) == expected
+    with pytest.raises(LoraSst2Error, match="precision = 'fp16' needs a CUDA GPU"):
+        resolve_precision("fp16", cpu)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the no-GPU error")
+def test_resolve_device_cuda_without_gpu_is_a_clear_error():
+    assert resolve_device("auto") == torch.device("cpu")
+    with pytest.raises(LoraSst2Error, match="train.device = 'cuda' but no CUDA GPU is visible"):
+        resolve_device("cuda")
+
+
+def test_autocast_bf16_runs_linear_in_bf16_and_fp32_does_not():
+    layer, x = torch.nn.Linear(4, 4), torch.randn(2, 4)
+    with autocast("bf16", torch.device("cpu")):
+        assert layer(x).dtype == torch.bfloat16
+    with autocast("fp32", torch.device("cpu")):
+        assert layer(x).dtype == torch.float32
