@@ -6,7 +6,7 @@ import argparse
 import importlib
 import sys
 
-from lora_core.errors import LoraSst2Error
+from lora_core.errors import guarded
 
 # Each module adds its sub-commands with register(subparsers); each sets `run=` a function
 # that takes the parsed args and returns the exit status.
@@ -36,11 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 0
-    try:
-        return args.run(args)
-    except LoraSst2Error as err:
-        print(f"lora-sst2: error: {err}", file=sys.stderr)
-        return 2
+    return guarded("lora-sst2: ", lambda: args.run(args))
 
 
 if __name__ == "__main__":

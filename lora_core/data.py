@@ -11,7 +11,7 @@ import torch
 from safetensors.numpy import load_file, save_file
 
 from lora_core.errors import LoraSst2Error
-from lora_core.io import atomic_dir, atomic_write_text
+from lora_core.io import atomic_dir, atomic_write_text, quiet_hub
 
 RAW_FILES = {"train": "train.tsv", "dev": "dev.tsv"}
 SPLITS = ("train", "val", "test")
@@ -92,7 +92,8 @@ def ensure_raw(raw_dir: str | Path, source: str, config: str) -> dict[str, Path]
     try:
         import datasets
 
-        hub = datasets.load_dataset(source, config)
+        with quiet_hub():
+            hub = datasets.load_dataset(source, config)
     except Exception as err:  # offline, unknown id, hub errors: all mean "fill the folder"
         first = (str(err).strip().splitlines() or [type(err).__name__])[0]
         raise DataError(

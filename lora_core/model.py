@@ -5,11 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
 from torch import nn
 
 from lora_core.config import LoraConfig, ModelConfig
 from lora_core.errors import LoraSst2Error
 from lora_core.inject import inject_lora, mark_trainable
+from lora_core.io import quiet_hub
 
 LABELS = ("negative", "positive")
 BASE_DIR = Path("models/base")
@@ -24,6 +26,11 @@ def resolve_model_source(name: str, base_dir: str | Path = BASE_DIR) -> str:
 
 
 def _offline_hint(name: str, base_dir: str | Path, err: Exception) -> LoraSst2Error:
+    if type(err).__name__ == "SafetensorError":
+        return LoraSst2Error(
+            f"the weights of model {name!r} are damaged ({err}): copy model.safetensors into "
+            f"{Path(base_dir) / name}/ again (README section 'Offline')"
+        )
     first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
     return LoraSst2Error(
         f"cannot load model {name!r}: {first} -- put the model in {Path(base_dir) / name}/ "
@@ -37,7 +44,8 @@ def load_tokenizer(name: str, base_dir: str | Path = BASE_DIR):
 
     source = resolve_model_source(name, base_dir)
     try:
-        return AutoTokenizer.from_pretrained(source, use_fast=True)
+        with quiet_hub():
+            return AutoTokenizer.from_pretrained(source, use_fast=True)
     except (OSError, ValueError) as err:
         raise _offline_hint(name, base_dir, err) from None
 
@@ -52,13 +60,15 @@ def load_base_model(name: str, base_dir: str | Path = BASE_DIR) -> nn.Module:
     hf_logging.set_verbosity_error()  # the "newly initialized classifier" notice is expected
     hf_logging.disable_progress_bar()
     try:
-        model = AutoModelForSequenceClassification.from_pretrained(
-            source,
-            num_labels=len(LABELS),
-            id2label=dict(enumerate(LABELS)),
-            label2id={label: i for i, label in enumerate(LABELS)},
-        )
-    except (OSError, ValueError) as err:
+        with quiet_hub():
+            model = AutoModelForSequenceClassification.from_pretrained(
+                source,
+                use_safetensors=True,  # never unpickle a .bin checkpoint
+                num_labels=len(LABELS),
+                id2label=dict(enumerate(LABELS)),
+                label2id={label: i for i, label in enumerate(LABELS)},
+            )
+    except (OSError, ValueError, SafetensorError) as err:
         raise _offline_hint(name, base_dir, err) from None
     finally:
         hf_logging.set_verbosity(verbosity)
@@ -96,7 +106,8 @@ def check_tokenizer_fits(cfg: ModelConfig, tokenizer, base_dir: str | Path = BAS
 
     source = resolve_model_source(cfg.name, base_dir)
     try:
-        config = AutoConfig.from_pretrained(source)
+        with quiet_hub():
+            config = AutoConfig.from_pretrained(source)
     except (OSError, ValueError) as err:
         raise _offline_hint(cfg.name, base_dir, err) from None
     limit = config.max_position_embeddings

@@ -67,24 +67,6 @@ def test_predict_truncates_long_input_and_says_so_once(project, capsys):
     assert err == "note: 2 input(s) truncated to 32 tokens\n"
 
 
-@pytest.mark.parametrize(
-    ("args", "message"),
-    [
-        ([], "no input: give sentences as arguments or with --file PATH"),
-        (["fine", ""], "input 2 is empty: every input needs some text"),
-        (["--file", "missing.txt"], "cannot read --file missing.txt: No such file or directory"),
-        (["--file", "data"], "--file data is a directory, expected a text file"),
-        (["--file", "models/adapter.safetensors"], "is not UTF-8 text (binary file?)"),
-        (["--adapter", "nowhere", "ok"], "no adapter in nowhere/ (adapter.safetensors and"),
-    ],
-)
-def test_predict_errors_are_one_line_with_exit_2(project, capsys, args, message):
-    status, out, err = _predict(capsys, *args)
-    assert status == 2 and out == ""
-    assert err.startswith("lora-sst2: error: ") and message in err
-    assert err.count("\n") == 1
-
-
 def test_predict_refuses_adapter_of_another_base_model(
     built_project, tmp_path, monkeypatch, capsys
 ):

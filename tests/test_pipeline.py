@@ -2,8 +2,15 @@
 
 import json
 import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
 
-from tests.conftest import run
+import pytest
+import yaml
+
+from tests.conftest import run, set_params
 
 STAGES = ("prepare", "tokenize", "train", "evaluate")
 
@@ -53,3 +60,74 @@ def test_pipeline_without_raw_data_offline_fails_cleanly(tiny_project):
     assert "copy GLUE's SST-2 TSVs into data/raw/sst2/ (README section 'Offline')" in lines[0]
     assert not (tiny_project / "data/prepared").exists()
     assert [p.name for p in (tiny_project / "data").iterdir()] == ["raw"]
+
+
+def _copy(built_project, tmp_path):
+    project = tmp_path / "project"
+    shutil.copytree(built_project, project, symlinks=True)
+    return project
+
+
+def _files(project, names):
+    return {name: (project / name).read_bytes() for name in names}
+
+
+TIMING = ("train_seconds", "examples_per_second", "peak_memory_mb")
+
+
+def test_pipeline_rerun_is_bit_identical(built_project, tmp_path):
+    project = _copy(built_project, tmp_path)
+    run(["dvc", "repro", "--force", "-q"], project)
+    same = ("metrics/eval.json", "models/adapter.safetensors", "models/adapter.json")
+    assert _files(project, same) == _files(built_project, same)
+    for path in ("metrics/plots/confusion.json", "metrics/plots/roc.json", "metrics/val_curve.csv"):
+        assert (project / path).read_bytes() == (built_project / path).read_bytes(), path
+    old, new = (
+        json.loads((p / "metrics/train.json").read_text()) for p in (built_project, project)
+    )
+    assert {k: v for k, v in new.items() if k not in TIMING} == {
+        k: v for k, v in old.items() if k not in TIMING
+    }
+
+
+@pytest.mark.parametrize(
+    ("sig", "status", "word"),
+    [(signal.SIGTERM, 143, "terminated"), (signal.SIGINT, 130, "interrupted")],
+)
+def test_pipeline_signal_during_training_leaves_outputs_then_repro_completes(
+    built_project, tmp_path, sig, status, word
+):
+    project = _copy(built_project, tmp_path)
+    outputs = ("models/adapter.safetensors", "models/adapter.json", "metrics/train.json")
+    before = _files(project, outputs)
+    set_params(project, {"train": {"epochs": 500}})
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "stages.train"],
+        cwd=project,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert proc.stdout.readline().startswith("epoch 1: val accuracy")  # training is under way
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == status
+    assert err.rstrip().splitlines()[-1] == f"error: {word}; earlier outputs are unchanged"
+    assert _files(project, outputs) == before
+    assert not list(project.rglob("*.tmp"))
+    run(["git", "checkout", "params.yaml"], project)
+    run(["dvc", "repro", "-q"], project)
+    assert "up to date" in run(["dvc", "status"], project).stdout
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_dvc_yaml_lists_every_library_module_a_stage_imports(stage):
+    root = Path(__file__).resolve().parents[1]
+    code = f"import sys, stages.{stage}; print(*sorted(sys.modules))"
+    modules = run([sys.executable, "-c", code], root).stdout.split()
+    imported = {m.replace(".", "/") for m in modules if m.split(".")[0] == "lora_core"}
+    imported = {f"{m}/__init__.py" if m == "lora_core" else f"{m}.py" for m in imported}
+    spec = yaml.safe_load((root / "dvc.yaml").read_text())["stages"][stage]
+    deps = {d for d in spec["deps"] if d.startswith("lora_core")}
+    assert imported == deps
+    assert f"stages/{stage}.py" in spec["deps"]

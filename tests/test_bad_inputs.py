@@ -1,0 +1,249 @@
+"""Bad input: one line naming the problem, a non-zero exit, earlier outputs untouched.
+
+Each case copies the tiny reproduced project, breaks one thing, runs one stage (or the CLI)
+and checks the message, the exit status, and that every output is byte-for-byte the same.
+"""
+
+import hashlib
+import shutil
+from pathlib import Path
+
+import pytest
+
+from lora_core import cli
+from stages import evaluate, prepare, tokenize, train
+from tests.conftest import set_params
+from tests.tiny import VOCAB
+
+MODEL = Path("models/base/sentence-transformers/all-MiniLM-L6-v2")
+OUTPUTS = ("data/prepared", "data/tokenized", "models/adapter.safetensors", "metrics")
+
+
+def _snapshot(project: Path) -> dict[str, str]:
+    files = {}
+    for name in OUTPUTS:
+        path = project / name
+        for f in sorted([path] if path.is_file() else path.rglob("*")):
+            if f.is_file():
+                files[str(f.relative_to(project))] = hashlib.sha256(f.read_bytes()).hexdigest()
+    return files
+
+
+def _param(section, key, value):
+    return lambda p: set_params(p, {section: {key: value}})
+
+
+def _write(rel, content: bytes):
+    return lambda p: (p / rel).write_bytes(content)
+
+
+def _drop_section(name):
+    def change(p):
+        text = (p / "params.yaml").read_text().split("\n")
+        start = text.index(f"{name}:")
+        end = next(i for i in range(start + 1, len(text)) if text[i] and text[i][0] != " ")
+        (p / "params.yaml").write_text("\n".join(text[:start] + text[end:]))
+
+    return change
+
+
+def _truncate_weights(p):
+    weights = p / MODEL / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:100])
+
+
+def _bigger_vocab(p):
+    (p / MODEL / "tokenizer.json").unlink()
+    (p / MODEL / "vocab.txt").write_text("\n".join(VOCAB + ["extra1", "extra2"]) + "\n")
+
+
+R0 = "params.yaml: lora.r = 0 is not allowed: must be an integer >= 1"
+CASES = {
+    # params
+    "lora.r 0": (train, _param("lora", "r", 0), R0),
+    "lora.r -1": (train, _param("lora", "r", -1), "lora.r = -1 is not allowed: must be an integer"),
+    "lora.r four": (train, _param("lora", "r", "four"), "lora.r = 'four' is not allowed: must be"),
+    "lora.alpha 0": (
+        train,
+        _param("lora", "alpha", 0),
+        "lora.alpha = 0.0 is not allowed: must be > 0",
+    ),
+    "lora.dropout 1": (train, _param("lora", "dropout", 1.0), "lora.dropout = 1.0 is not allowed"),
+    "lora.targets": (
+        train,
+        _param("lora", "targets", ["qkv"]),
+        "lora.targets = ('qkv',) matches no",
+    ),
+    "train.lr 0": (train, _param("train", "lr", 0), "train.lr = 0.0 is not allowed: must be > 0"),
+    "train.lr -1": (
+        train,
+        _param("train", "lr", -1),
+        "train.lr = -1.0 is not allowed: must be > 0",
+    ),
+    "train.epochs 0": (train, _param("train", "epochs", 0), "train.epochs = 0 is not allowed"),
+    "batch_size 0": (
+        train,
+        _param("train", "batch_size", 0),
+        "train.batch_size = 0 is not allowed",
+    ),
+    "val_fraction 0": (
+        prepare,
+        _param("data", "val_fraction", 0),
+        "data.val_fraction = 0.0 is not",
+    ),
+    "val_fraction 1": (
+        prepare,
+        _param("data", "val_fraction", 1),
+        "data.val_fraction = 1.0 is not",
+    ),
+    "max_length 0": (
+        tokenize,
+        _param("model", "max_length", 0),
+        "model.max_length = 0 is not allowed",
+    ),
+    "max_length big": (
+        tokenize,
+        _param("model", "max_length", 513),
+        "model.max_length = 513 is not allowed: sentence-transformers/all-MiniLM-L6-v2 takes at "
+        "most 64 tokens",
+    ),
+    "unknown key": (
+        train,
+        _param("lora", "rank", 8),
+        "unknown key lora.rank; allowed: alpha, dropout",
+    ),
+    "missing section": (prepare, _drop_section("data"), "params.yaml: missing section 'data'"),
+    # data
+    "no raw data": (
+        prepare,
+        lambda p: shutil.rmtree(p / "data/raw/sst2"),
+        "no data/raw/sst2/train.tsv and dev.tsv, and nyu-mll/glue/sst2 cannot be downloaded",
+    ),
+    "no label column": (
+        prepare,
+        _write("data/raw/sst2/train.tsv", b"sentence\tscore\ngood\t1\n"),
+        "data/raw/sst2/train.tsv: no 'label' column in header ['sentence', 'score']",
+    ),
+    "label 2": (
+        prepare,
+        _write("data/raw/sst2/dev.tsv", b"sentence\tlabel\ngood\t1\nbad\t2\n"),
+        "data/raw/sst2/dev.tsv:3: label '2' is not allowed: use 0 or 1",
+    ),
+    "empty sentence": (
+        prepare,
+        _write("data/raw/sst2/dev.tsv", b"sentence\tlabel\n\t1\n"),
+        "data/raw/sst2/dev.tsv:2: empty sentence",
+    ),
+    "not utf-8": (
+        prepare,
+        _write("data/raw/sst2/dev.tsv", b"sentence\tlabel\ncaf\xe9\t1\n"),
+        "data/raw/sst2/dev.tsv:2: bytes that are not UTF-8 (at byte 18)",
+    ),
+    "empty file": (
+        prepare,
+        _write("data/raw/sst2/train.tsv", b""),
+        "data/raw/sst2/train.tsv is empty: expected a header 'sentence<TAB>label' and rows",
+    ),
+    "dev.tsv missing": (
+        prepare,
+        lambda p: (p / "data/raw/sst2/dev.tsv").unlink(),
+        "data/raw/sst2/dev.tsv missing: data/raw/sst2/ needs both train.tsv and dev.tsv",
+    ),
+    # model
+    "no weights": (
+        train,
+        lambda p: (p / MODEL / "model.safetensors").unlink(),
+        "cannot load model 'sentence-transformers/all-MiniLM-L6-v2': ",
+    ),
+    "truncated weights": (
+        train,
+        _truncate_weights,
+        "the weights of model 'sentence-transformers/all-MiniLM-L6-v2' are damaged",
+    ),
+    "tokenizer vocab": (
+        tokenize,
+        _bigger_vocab,
+        f"has {len(VOCAB) + 2} tokens but the model embeds only {len(VOCAB)}: tokenizer and",
+    ),
+    # training
+    "diverging run": (
+        train,
+        lambda p: set_params(p, {"train": {"lr": 1e4, "max_grad_norm": 1e9}}),
+        "training diverged: loss is nan at step ",
+    ),
+    # evaluate
+    "adapter for another base": (
+        evaluate,
+        _param("model", "name", "bert-base-uncased"),
+        "was trained on 'sentence-transformers/all-MiniLM-L6-v2', not 'bert-base-uncased'",
+    ),
+}
+
+
+@pytest.fixture
+def project(built_project, tmp_path, monkeypatch):
+    copy = tmp_path / "project"
+    shutil.copytree(built_project, copy, symlinks=True)
+    monkeypatch.chdir(copy)
+    return copy
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_bad_input_stage_fails_in_one_line_and_leaves_outputs(project, capsys, case):
+    stage, change, message = CASES[case]
+    before = _snapshot(project)
+    change(project)
+    status = stage.main(["--no-progress"] if stage is train else [])
+    err = capsys.readouterr().err
+    assert status == 2
+    assert err.startswith("error: ") and err.count("\n") == 1, err
+    assert message in err
+    assert _snapshot(project) == before
+    assert not list(project.rglob("*.tmp"))
+
+
+PREDICT_CASES = {
+    "empty string": (["predict", ""], "input 1 is empty: every input needs some text"),
+    "no input": (["predict"], "no input: give sentences as arguments or with --file PATH"),
+    "binary file": (
+        ["predict", "--file", "models/adapter.safetensors"],
+        "--file models/adapter.safetensors is not UTF-8 text (binary file?)",
+    ),
+    "directory": (
+        ["predict", "--file", "data"],
+        "--file data is a directory, expected a text file",
+    ),
+    "unreadable": (["predict", "--file", "nope.txt"], "cannot read --file nope.txt: No such file"),
+    "no adapter": (["predict", "--adapter", "elsewhere", "ok"], "no adapter in elsewhere/"),
+}
+
+
+@pytest.mark.parametrize("case", list(PREDICT_CASES))
+def test_bad_input_predict_fails_in_one_line(project, capsys, case):
+    args, message = PREDICT_CASES[case]
+    status = cli.main(args)
+    out, err = capsys.readouterr()
+    assert status == 2 and out == ""
+    assert err.startswith("lora-sst2: error: ") and err.count("\n") == 1
+    assert message in err
+
+
+def test_bad_input_predict_10000_words_is_truncated_with_a_note(project, capsys):
+    assert cli.main(["predict", "good " * 10_000]) == 0
+    out, err = capsys.readouterr()
+    assert len(out.splitlines()) == 1
+    assert err == "note: 1 input(s) truncated to 32 tokens\n"
+
+
+def test_bad_input_no_pickle_loading_and_no_remote_code():
+    root = Path(__file__).resolve().parents[1]
+    sources = [*root.glob("lora_core/*.py"), *root.glob("stages/*.py"), *root.glob("bench/*.py")]
+    assert len(sources) > 10
+    for path in sources:
+        text = path.read_text(encoding="utf-8")
+        assert "import pickle" not in text and "pickle.load" not in text, path
+        assert "trust_remote_code=True" not in text, path
+        for line in text.splitlines():
+            if "torch.load(" in line:
+                assert "weights_only=True" in line, f"{path}: {line.strip()}"
+    assert "use_safetensors=True" in (root / "lora_core/model.py").read_text(encoding="utf-8")
