@@ -10,7 +10,7 @@ from lora_core.errors import guarded
 
 # Each module adds its sub-commands with register(subparsers); each sets `run=` a function
 # that takes the parsed args and returns the exit status.
-COMMAND_MODULES = ("lora_core.infer", "lora_core.gate")
+COMMAND_MODULES = ("lora_core.infer", "lora_core.gate", "lora_core.report")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -19,13 +19,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as err:
-            if err.name != name:
-                raise
-            continue  # not written yet
-        module.register(subparsers)
+        importlib.import_module(name).register(subparsers)
     return parser
 
 

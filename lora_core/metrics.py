@@ -69,7 +69,8 @@ def pr_points(logits: np.ndarray, labels: np.ndarray) -> list[dict]:
     ]
 
 
-def _figure():
+def figure():
+    """A fresh 5x4 inch figure on the Agg backend: (pyplot, figure, axes)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -79,16 +80,17 @@ def _figure():
     return plt, fig, ax
 
 
-def _save(plt, fig, path: str | Path) -> None:
+def save_figure(plt, fig, path: str | Path) -> None:
+    """Write the figure as PNG atomically and close it."""
     fig.tight_layout()
     with atomic_path(path) as tmp:
-        # A fixed date keeps the PNG byte-identical between identical runs.
+        # No software tag: the PNG does not change with the matplotlib version.
         fig.savefig(tmp, format="png", metadata={"Software": None})
     plt.close(fig)
 
 
 def plot_confusion(points: list[dict], names, path: str | Path) -> None:
-    plt, fig, ax = _figure()
+    plt, fig, ax = figure()
     matrix = np.zeros((len(names), len(names)), dtype=int)
     for p in points:
         matrix[names.index(p["actual"]), names.index(p["predicted"])] += 1
@@ -98,22 +100,22 @@ def plot_confusion(points: list[dict], names, path: str | Path) -> None:
         ax.text(j, i, str(n), ha="center", va="center", color=color)
     ax.set(xticks=range(len(names)), yticks=range(len(names)), xticklabels=names, yticklabels=names)
     ax.set(xlabel="predicted", ylabel="actual", title="Test confusion matrix")
-    _save(plt, fig, path)
+    save_figure(plt, fig, path)
 
 
 def plot_curve(points: list[dict], x: str, y: str, title: str, path: str | Path) -> None:
-    plt, fig, ax = _figure()
+    plt, fig, ax = figure()
     ax.plot([p[x] for p in points], [p[y] for p in points])
     ax.set(xlabel=x, ylabel=y, title=title)
     ax.grid(alpha=0.3)
-    _save(plt, fig, path)
+    save_figure(plt, fig, path)
 
 
 def plot_training(curve: list[dict], val: list[dict], path: str | Path) -> None:
-    plt, fig, ax = _figure()
+    plt, fig, ax = figure()
     ax.plot([p["step"] for p in curve], [p["loss"] for p in curve], label="train loss")
     ax.set(xlabel="step", ylabel="train loss", title="Training")
     twin = ax.twinx()
     twin.plot([p["step"] for p in val], [p["val_accuracy"] for p in val], "o-", color="C1")
     twin.set_ylabel("val accuracy", color="C1")
-    _save(plt, fig, path)
+    save_figure(plt, fig, path)

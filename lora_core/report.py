@@ -1,0 +1,121 @@
+"""`lora-sst2 report`: experiments from `dvc exp show --json` as a table and a plot."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+from pathlib import Path
+
+from lora_core.errors import LoraSst2Error
+from lora_core.io import atomic_write_text
+from lora_core.metrics import figure, save_figure
+
+COLUMNS = (
+    ("experiment", "name"),
+    ("mode", "mode"),
+    ("r", "r"),
+    ("trainable params", "trainable_params"),
+    ("test accuracy", "test_accuracy"),
+    ("val accuracy", "val_accuracy"),
+    ("train s", "train_seconds"),
+    ("peak MB", "peak_memory_mb"),
+    ("artifact bytes", "adapter_bytes"),
+)
+
+
+def _row(name: str, data: dict | None) -> dict | None:
+    """One experiment's params and metrics, or None when it has no metrics."""
+    metrics = (data or {}).get("metrics") or {}
+    train = (metrics.get("metrics/train.json") or {}).get("data")
+    scores = (metrics.get("metrics/eval.json") or {}).get("data")
+    if not train or not scores:
+        return None
+    params = ((data.get("params") or {}).get("params.yaml") or {}).get("data") or {}
+    mode = train.get("mode", "lora")
+    return {
+        "name": name,
+        "mode": mode,
+        "r": params.get("lora", {}).get("r") if mode == "lora" else None,
+        "trainable_params": train["trainable_params"],
+        "test_accuracy": scores["test"]["accuracy"],
+        "val_accuracy": scores["val"]["accuracy"],
+        "train_seconds": train.get("train_seconds"),
+        "peak_memory_mb": train.get("peak_memory_mb"),
+        "adapter_bytes": train.get("adapter_bytes"),
+    }
+
+
+def experiment_rows(show: list[dict]) -> list[dict]:
+    """The baseline commit(s) and every experiment with metrics; the workspace is skipped."""
+    rows = []
+    for top in show:
+        if top.get("rev") == "workspace":
+            continue
+        baseline = _row(top.get("name") or top["rev"][:7], top.get("data"))
+        rows += [baseline] if baseline else []
+        for exp in top.get("experiments") or []:
+            for rev in exp.get("revs") or []:
+                row = _row(rev.get("name") or rev["rev"][:7], rev.get("data"))
+                rows += [row] if row else []
+    return sorted(rows, key=lambda r: (r["trainable_params"], r["name"]))
+
+
+def _cell(value) -> str:
+    if value is None:
+        return ""
+    return f"{value:,}" if isinstance(value, int) and value >= 10_000 else str(value)
+
+
+def markdown_table(rows: list[dict]) -> str:
+    """One row per experiment, in the order given."""
+    lines = ["| " + " | ".join(title for title, _ in COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    lines += ["| " + " | ".join(_cell(r[key]) for _, key in COLUMNS) + " |" for r in rows]
+    return "\n".join(lines) + "\n"
+
+
+def plot_rows(rows: list[dict], path: str | Path) -> None:
+    """Test accuracy against trainable parameters (log scale), one labelled point each."""
+    plt, fig, ax = figure()
+    for row in rows:
+        ax.scatter(row["trainable_params"], row["test_accuracy"], color="C0")
+        ax.annotate(
+            row["name"],
+            (row["trainable_params"], row["test_accuracy"]),
+            textcoords="offset points",
+            xytext=(4, 4),
+            fontsize=8,
+        )
+    ax.set_xscale("log")
+    ax.set(xlabel="trainable parameters", ylabel="test accuracy", title="SST-2: accuracy vs size")
+    ax.grid(alpha=0.3)
+    save_figure(plt, fig, path)
+
+
+def _exp_show() -> list[dict]:
+    proc = subprocess.run(["dvc", "exp", "show", "--json"], capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise LoraSst2Error(f"dvc exp show failed: {proc.stderr.strip().splitlines()[-1:]}")
+    return json.loads(proc.stdout)
+
+
+def run_report(args: argparse.Namespace) -> int:
+    show = json.loads(Path(args.input).read_text()) if args.input else _exp_show()
+    rows = experiment_rows(show)
+    if not rows:
+        raise LoraSst2Error("no experiment with metrics: run `dvc repro` or `dvc exp run` first")
+    table = markdown_table(rows)
+    plot_rows(rows, args.png)
+    if args.md:
+        atomic_write_text(args.md, table)
+    print(table, end="")
+    return 0
+
+
+def register(subparsers) -> None:
+    """Add `report` to the CLI."""
+    p = subparsers.add_parser("report", help="table and plot of all experiments")
+    p.add_argument("--input", help="a saved `dvc exp show --json` (default: run it)")
+    p.add_argument("--png", default="metrics/experiments.png", help="plot to write")
+    p.add_argument("--md", help="also write the Markdown table to this file")
+    p.set_defaults(run=run_report)
