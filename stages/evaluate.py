@@ -15,12 +15,12 @@ from lora_core.errors import exit_on_user_error
 from lora_core.inject import merge_lora
 from lora_core.io import atomic_dir, write_json
 from lora_core.loop import predict_logits, resolve_device, resolve_precision
-from lora_core.model import LABELS
+from lora_core.model import BASE_DIR, LABELS
 
 
-def evaluate(params: Params, models: str, tokenized: str) -> dict:
+def evaluate(params: Params, models: str, tokenized: str, base_dir: str = BASE_DIR) -> dict:
     """Logits and metrics for val and test, scored with the merged model."""
-    model, _ = load_trained(models, expect_base=params.model.name)
+    model, _ = load_trained(models, base_dir, expect_base=params.model.name)
     merge_lora(model)  # inference runs on merged weights: one matmul per layer, as in predict
     device = resolve_device(params.train.device)
     precision = resolve_precision(params.evaluate.precision, device)

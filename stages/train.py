@@ -13,10 +13,10 @@ from lora_core.errors import exit_on_user_error
 from lora_core.inject import count_parameters
 from lora_core.io import atomic_write_text, write_json
 from lora_core.loop import resolve_device, resolve_precision, train_model
-from lora_core.model import build_classifier
+from lora_core.model import BASE_DIR, build_classifier
 
 
-def train(params: Params, tokenized: str, progress: bool = True):
+def train(params: Params, tokenized: str, progress: bool = True, base_dir: str = BASE_DIR):
     """Build the model from params and train it; returns (model, result, device, precision)."""
     cfg = params.train
     splits = {
@@ -24,7 +24,9 @@ def train(params: Params, tokenized: str, progress: bool = True):
     }
     device = resolve_device(cfg.device)
     precision = resolve_precision(cfg.precision, device)
-    model = build_classifier(params.model, params.lora, cfg.mode, cfg.train_pooler, cfg.seed)
+    model = build_classifier(
+        params.model, params.lora, cfg.mode, cfg.train_pooler, cfg.seed, base_dir=base_dir
+    )
     result = train_model(
         model,
         splits["train"],

@@ -1,0 +1,85 @@
+"""Shared by the bench scripts: model folders, SST-2 examples tokenized on the fly, subsets."""
+
+from __future__ import annotations
+
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from lora_core.config import DataConfig, ModelConfig
+from lora_core.data import TokenizedSplit, read_glue_tsv, split_train_val, tokenize
+from lora_core.model import BASE_DIR, load_tokenizer
+
+DEFAULT_MODEL = "models/base/sentence-transformers/all-MiniLM-L6-v2"
+RAW_DIR = Path("data/raw/sst2")
+
+
+def model_source(model: str, max_length: int = 128) -> tuple[ModelConfig, Path]:
+    """(ModelConfig, base_dir) for lora_core.model: a folder path or a hub id under models/base/."""
+    if Path(model).is_dir():
+        return ModelConfig(name=model, max_length=max_length), Path(".")  # "./<path>" is <path>
+    return ModelConfig(name=model, max_length=max_length), BASE_DIR
+
+
+def head(split: TokenizedSplit, n: int) -> TokenizedSplit:
+    """The first ``n`` examples of a split (all of them when it has fewer)."""
+    n = min(n, len(split))
+    end = int(split.offsets[n])
+    return TokenizedSplit(split.ids[:end], split.offsets[: n + 1], split.labels[:n], split.pad_id)
+
+
+def sst2_splits(
+    model_cfg: ModelConfig, base_dir: Path, sizes: dict[str, int], raw_dir: Path = RAW_DIR
+) -> dict[str, TokenizedSplit]:
+    """The first ``sizes[name]`` examples of train/val/test, tokenized by the model's tokenizer.
+
+    train and val are the prepare stage's seeded, stratified split of GLUE train; test is
+    GLUE dev. Read from the raw TSVs, not data/tokenized, so a bench neither depends on nor
+    races a running ``dvc repro``, and always uses the tokenizer of the model it times.
+    """
+    data_cfg = DataConfig()  # val_fraction 0.1, seed 42: what params.yaml ships with
+    examples = {}
+    if {"train", "val"} & set(sizes):
+        glue_train = read_glue_tsv(raw_dir / "train.tsv")
+        examples["train"], examples["val"] = split_train_val(
+            glue_train, data_cfg.val_fraction, data_cfg.seed
+        )
+    if "test" in sizes:
+        examples["test"] = read_glue_tsv(raw_dir / "dev.tsv")
+    tokenizer = load_tokenizer(model_cfg.name, base_dir)
+    out = {}
+    for name, n in sizes.items():
+        part = examples[name].subset(range(min(n, len(examples[name]))))
+        out[name] = tokenize(tokenizer, part.sentences, part.labels, model_cfg.max_length)
+    return out
+
+
+def describe_machine() -> str:
+    """One line: CPU model, threads torch uses, torch version."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{cpu}; torch {torch.__version__}, {torch.get_num_threads()} threads"
+
+
+def median(values: list[float]) -> float:
+    return float(np.median(np.asarray(values)))
+
+
+class Timer:
+    """``with Timer() as t: ...`` then ``t.seconds``."""
+
+    def __enter__(self) -> Timer:
+        self.start = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.seconds = time.perf_counter() - self.start

@@ -1,0 +1,234 @@
+"""GPU runs for issue 7: the train + evaluate stage logic, and a bert-base throughput sweep.
+
+    pipeline   train (as stages/train.py) and score test (as stages/evaluate.py: best epoch's
+               adapter, merged) from data/tokenized; prints examples/s, peak memory, accuracy
+    synthetic  a randomly initialised bert-base (BertConfig() defaults) with our LoRA:
+               training examples/s and peak memory at each batch size, eager and compiled
+
+Needs torch, transformers, safetensors, scikit-learn and lora_core on the path (no datasets,
+dvc or network). The GPU machine gets at most 64 MiB of ignored files, so export the model
+first, here: ``python bench/gpu_run.py --export-bf16 bench/carry/all-MiniLM-L6-v2-bf16``
+(weights in bf16: about 45 MB). bench/gpu_run.sh runs both modes with device cuda, bf16.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from common import DEFAULT_MODEL, Timer, head, model_source
+from lora_core.config import Params, load_params
+from lora_core.data import TokenizedSplit, load_tokenized
+from lora_core.errors import exit_on_user_error
+from lora_core.inject import inject_lora, load_lora_state_dict, mark_trainable, merge_lora
+from lora_core.loop import predict_logits, resolve_device, resolve_precision, train_model
+from lora_core.metrics import classification_metrics
+from lora_core.model import build_classifier, load_base_model
+
+CARRY_FILES = (
+    "config.json",
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "vocab.txt",
+)
+SPLIT_NAMES = ("train", "val", "test")
+SYNTHETIC_EXAMPLES = 8192  # per timed configuration when --max-examples is not given
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("mode", nargs="?", default="pipeline", choices=("pipeline", "synthetic"))
+    parser.add_argument("--export-bf16", metavar="DIR", help="write --model as bf16 and exit")
+    parser.add_argument("--model", default=DEFAULT_MODEL, help="folder, or a hub id in models/base")
+    parser.add_argument("--params", default="params.yaml")
+    parser.add_argument("--tokenized", default="data/tokenized")
+    parser.add_argument("--device", default="cuda", choices=("cuda", "cpu", "auto"))
+    parser.add_argument("--precision", default="bf16", choices=("bf16", "fp16", "fp32", "auto"))
+    parser.add_argument("--eval-precision", help="pipeline scoring; default: evaluate.precision")
+    parser.add_argument("--epochs", type=int, help="pipeline epochs; default: train.epochs")
+    parser.add_argument(
+        "--max-examples", type=int, help="cap each split; synthetic: examples per run (8192)"
+    )
+    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[32, 128])
+    parser.add_argument("--compile", default="both", choices=("off", "on", "both"))
+    parser.add_argument("--json", help="also write the numbers to this JSON file")
+    parser.add_argument("--progress", action="store_true")
+    return parser.parse_args(argv)
+
+
+def export_bf16(source: Path, dest: Path) -> float:
+    """Copy the model folder with bf16 weights; returns the encoder output's relative error."""
+    from safetensors.torch import load_file, save_file
+
+    weights = source / "model.safetensors"
+    if not weights.exists():
+        raise SystemExit(f"error: {weights} not found (a safetensors checkpoint is needed)")
+    dest.mkdir(parents=True, exist_ok=True)
+    tensors = load_file(str(weights))
+    half = {k: v.to(torch.bfloat16) if v.is_floating_point() else v for k, v in tensors.items()}
+    save_file(half, str(dest / "model.safetensors"), metadata={"format": "pt"})
+    for name in CARRY_FILES:
+        if (source / name).exists():
+            shutil.copy2(source / name, dest / name)
+    probe = torch.tensor([[101, 2023, 3185, 2003, 2307, 999, 102]])  # (1, 7) token ids
+    hidden = []
+    for folder in (source, dest):
+        model = load_base_model(str(folder), ".").eval()
+        with torch.no_grad():
+            out = model(input_ids=probe, output_hidden_states=True)
+        hidden.append(out.hidden_states[-1])  # (1, 7, hidden): the encoder, not the random head
+    return float((hidden[0] - hidden[1]).norm() / hidden[0].norm())
+
+
+def cap(split: TokenizedSplit, n: int | None) -> TokenizedSplit:
+    return split if n is None else head(split, n)
+
+
+def load_splits(folder: str, n: int | None) -> dict[str, TokenizedSplit]:
+    return {s: cap(load_tokenized(Path(folder) / f"{s}.safetensors"), n) for s in SPLIT_NAMES}
+
+
+def memory_note(device: torch.device) -> str:
+    """What peak_memory_mb means on this device (train_model's TrainResult.peak_memory_mb)."""
+    return "torch.cuda.max_memory_allocated" if device.type == "cuda" else "process max RSS"
+
+
+def run_pipeline(args: argparse.Namespace, params: Params) -> dict:
+    """stages.train.train + stages.evaluate.evaluate on the test split, with timings."""
+    cfg = dataclasses.replace(
+        params.train,
+        device=args.device,
+        precision=args.precision,
+        epochs=args.epochs or params.train.epochs,
+    )
+    device = resolve_device(cfg.device)
+    precision = resolve_precision(cfg.precision, device)
+    eval_precision = resolve_precision(args.eval_precision or params.evaluate.precision, device)
+    splits = load_splits(args.tokenized, args.max_examples)
+    model_cfg, base_dir = model_source(args.model, params.model.max_length)
+    model = build_classifier(model_cfg, params.lora, cfg.mode, cfg.train_pooler, cfg.seed, base_dir)
+    batch = params.evaluate.batch_size
+    result = train_model(
+        model, splits["train"], splits["val"], cfg, device, precision, batch, args.progress
+    )
+    load_lora_state_dict(model, result.best_state)  # what the train stage saves
+    merge_lora(model)  # what the evaluate stage scores
+    test = splits["test"]
+    with Timer() as timer:
+        logits = predict_logits(model, test, batch, device, eval_precision)
+    scores = classification_metrics(logits, test.labels)
+    return {
+        "mode": "pipeline",
+        "model": model_cfg.name,
+        "train_examples": len(splits["train"]),
+        "epochs": cfg.epochs,
+        "precision": precision,
+        "eval_precision": eval_precision,
+        "train_examples_per_second": round(result.examples / result.train_seconds, 1),
+        "train_seconds": round(result.train_seconds, 1),
+        "peak_memory_mb": round(result.peak_memory_mb, 1),
+        "peak_memory": memory_note(device),
+        "val_accuracy": [round(a, 4) for a in result.val_accuracy],
+        "best_epoch": result.best_epoch,
+        "test_examples": len(test),
+        "eval_examples_per_second": round(len(test) / timer.seconds, 1),
+        "test_accuracy": round(scores["accuracy"], 4),
+        "test_f1": round(scores["f1"], 4),
+    }
+
+
+def random_bert_base(params: Params, seed: int) -> torch.nn.Module:
+    """bert-base-uncased's shape (BertConfig() defaults), random weights, our LoRA, 2 labels."""
+    from transformers import BertConfig, BertForSequenceClassification
+
+    torch.manual_seed(seed)
+    model = BertForSequenceClassification(BertConfig(num_labels=2))
+    lora = params.lora
+    inject_lora(model, lora.targets, lora.r, lora.alpha, lora.dropout, lora.rslora)
+    mark_trainable(model, "lora", train_pooler=params.train.train_pooler)
+    return model
+
+
+def synthetic_split(n: int, seed: int) -> TokenizedSplit:
+    """Random ids (bert-base vocabulary) with SST-2-like lengths, when no tokenized data."""
+    rng = np.random.default_rng(seed)
+    lengths = rng.integers(4, 67, size=n)
+    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    ids = rng.integers(1000, 30000, size=int(offsets[-1])).astype(np.int32)
+    return TokenizedSplit(ids, offsets, rng.integers(0, 2, size=n).astype(np.int64), 0)
+
+
+def run_synthetic(args: argparse.Namespace, params: Params) -> dict:
+    """Training examples/s of a random bert-base per (batch size, compile), one epoch each."""
+    device = resolve_device(args.device)
+    precision = resolve_precision(args.precision, device)
+    n = args.max_examples or SYNTHETIC_EXAMPLES
+    path = Path(args.tokenized) / "train.safetensors"
+    train = head(load_tokenized(path), n) if path.exists() else synthetic_split(n, 0)
+    val = head(train, 64)  # train_model scores it after the epoch, untimed
+    model = random_bert_base(params, params.train.seed)
+    compile_modes = {"off": [False], "on": [True], "both": [False, True]}[args.compile]
+    runs = []
+    for compiled in compile_modes:  # one model throughout: compiled code is reused, not rebuilt
+        for batch_size in args.batch_sizes:
+            cfg = dataclasses.replace(
+                params.train, epochs=1, batch_size=batch_size, compile=compiled, device=args.device
+            )
+            warm = head(train, 3 * batch_size)  # includes compilation when compiled
+            with Timer() as timer:
+                train_model(model, warm, val, cfg, device, precision, 128, False)
+            result = train_model(model, train, val, cfg, device, precision, 128, args.progress)
+            runs.append(
+                {
+                    "batch_size": batch_size,
+                    "compile": compiled,
+                    "examples_per_second": round(result.examples / result.train_seconds, 1),
+                    "warmup_seconds": round(timer.seconds, 1),
+                    "peak_memory_mb": round(result.peak_memory_mb, 1),
+                }
+            )
+            print(json.dumps(runs[-1]), flush=True)
+    data = "data/tokenized train" if path.exists() else "random ids"
+    return {
+        "mode": "synthetic",
+        "model": "bert-base (BertConfig() defaults), random weights",
+        "examples": len(train),
+        "data": data,
+        "precision": precision,
+        "peak_memory": memory_note(device),
+        "runs": runs,
+    }
+
+
+@exit_on_user_error
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    if args.export_bf16:
+        model_cfg, base_dir = model_source(args.model)
+        source = Path(base_dir) / model_cfg.name
+        diff = export_bf16(source, Path(args.export_bf16))
+        size = sum(f.stat().st_size for f in Path(args.export_bf16).iterdir()) / 2**20
+        print(f"wrote {args.export_bf16}/ ({size:.1f} MiB); encoder relative error {diff:.1e}")
+        return
+    params = load_params(args.params)
+    if torch.cuda.is_available():
+        print(f"device: {torch.cuda.get_device_name()}; torch {torch.__version__}", flush=True)
+    run = run_pipeline if args.mode == "pipeline" else run_synthetic
+    out = run(args, params)
+    text = json.dumps(out, indent=2)
+    print(text)
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(text + "\n", encoding="utf-8")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
