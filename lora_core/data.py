@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -165,9 +166,11 @@ def tokenize(tokenizer, sentences: list[str], labels: list[int], max_length: int
 
 
 def save_tokenized(path: str | Path, split: TokenizedSplit, metadata: dict[str, str]) -> None:
-    """Write a split as safetensors (byte-identical for identical input)."""
+    """Write a split as safetensors, byte-identical for identical input."""
     tensors = {"ids": split.ids, "offsets": split.offsets, "labels": split.labels}
-    save_file(tensors, str(path), metadata={**metadata, "pad_id": str(split.pad_id)})
+    # safetensors writes metadata keys in hash order: one key holding sorted JSON is stable.
+    info = json.dumps({**metadata, "pad_id": split.pad_id}, sort_keys=True)
+    save_file(tensors, str(path), metadata={"info": info})
 
 
 def load_tokenized(path: str | Path) -> TokenizedSplit:
@@ -178,9 +181,9 @@ def load_tokenized(path: str | Path) -> TokenizedSplit:
     if not path.exists():
         raise DataError(f"{path} not found: run `dvc repro tokenize` first")
     with safe_open(str(path), framework="numpy") as f:
-        pad_id = int((f.metadata() or {}).get("pad_id", 0))
+        info = json.loads((f.metadata() or {}).get("info", "{}"))
     t = load_file(str(path))
-    return TokenizedSplit(t["ids"], t["offsets"], t["labels"], pad_id)
+    return TokenizedSplit(t["ids"], t["offsets"], t["labels"], int(info.get("pad_id", 0)))
 
 
 def bucket_batches(
