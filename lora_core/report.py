@@ -77,10 +77,12 @@ def markdown_table(rows: list[dict]) -> str:
 def plot_rows(rows: list[dict], path: str | Path) -> None:
     """Test accuracy against trainable parameters (log scale), one labelled point each."""
     plt, fig, ax = figure()
+    fig.set_size_inches(7, 5)
     for row in rows:
+        detail = f"r={row['r']}" if row["mode"] == "lora" else row["mode"]
         ax.scatter(row["trainable_params"], row["test_accuracy"], color="C0")
         ax.annotate(
-            row["name"],
+            f"{row['name']} ({detail})",
             (row["trainable_params"], row["test_accuracy"]),
             textcoords="offset points",
             xytext=(4, 4),

@@ -1,0 +1,62 @@
+"""Each stage's main(), in order, on the tiny project: outputs exist and are well-formed."""
+
+import json
+
+import numpy as np
+
+from lora_core.data import load_tokenized, read_glue_tsv
+from stages import evaluate, prepare, tokenize, train
+
+
+def test_stages_main_in_order(tiny_project, monkeypatch, capsys):
+    monkeypatch.chdir(tiny_project)
+
+    assert prepare.main([]) == 0
+    summary = json.loads((tiny_project / "data/prepared/summary.json").read_text())
+    assert summary["splits"] == {
+        "train": {"rows": 180, "positive": 90, "negative": 90},
+        "val": {"rows": 20, "positive": 10, "negative": 10},
+        "test": {"rows": 40, "positive": 20, "negative": 20},
+    }
+    assert set(summary["raw_sha256"]) == {"train", "dev"}
+    assert len(read_glue_tsv(tiny_project / "data/prepared/test.tsv")) == 40
+
+    assert tokenize.main([]) == 0
+    test = load_tokenized(tiny_project / "data/tokenized/test.safetensors")
+    assert len(test) == 40 and test.lengths.max() <= 32
+    assert np.array_equal(
+        test.labels, read_glue_tsv(tiny_project / "data/prepared/test.tsv").labels
+    )
+
+    assert train.main(["--no-progress"]) == 0
+    metrics = json.loads((tiny_project / "metrics/train.json").read_text())
+    assert metrics["trainable_params"] == 2 * 2 * (32 * 4 + 4 * 32) + 32 * 2 + 2
+    assert metrics["epochs"] == 2 and metrics["device"] == "cpu"
+    config = json.loads((tiny_project / "models/adapter.json").read_text())
+    assert config["base_model"] == "sentence-transformers/all-MiniLM-L6-v2"
+    assert config["lora"] == {
+        "r": 4,
+        "alpha": 16.0,
+        "dropout": 0.1,
+        "targets": ["query", "value"],
+        "rslora": False,
+    }
+    curve = (tiny_project / "metrics/val_curve.csv").read_text().splitlines()
+    assert curve[0] == "epoch,step,val_accuracy" and len(curve) == 3
+
+    assert evaluate.main([]) == 0
+    scores = json.loads((tiny_project / "metrics/eval.json").read_text())
+    assert scores["val"]["examples"] == 20 and scores["test"]["examples"] == 40
+    plots = {p.name for p in (tiny_project / "metrics/plots").iterdir()}
+    assert plots == {
+        "confusion.json",
+        "confusion.png",
+        "roc.json",
+        "roc.png",
+        "pr.json",
+        "pr.png",
+        "training.png",
+    }
+    confusion = json.loads((tiny_project / "metrics/plots/confusion.json").read_text())
+    assert len(confusion) == 40 and set(confusion[0]) == {"actual", "predicted"}
+    assert "test accuracy" in capsys.readouterr().out
