@@ -53,7 +53,7 @@ def test_train_mode_trains_the_right_parameter_set(tmp_path, monkeypatch, built_
     project = tmp_path / "p"
     shutil.copytree(built_project, project, symlinks=True)
     monkeypatch.chdir(project)
-    set_params(project, {"train": {"mode": mode, "epochs": 1}})
+    set_params(project, {"train": {"mode": mode, "epochs": 1, "train_pooler": True}})
     assert train.main(["--no-progress"]) == 0
     metrics = json.loads((project / "metrics/train.json").read_text())
     # tiny BERT: classifier 32*2+2, pooler 32*32+32; "full" trains all 21,410 weights
