@@ -8,7 +8,6 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from transformers.utils import logging as hf_logging
 
 from lora_core.adapter import WEIGHTS, load_trained
 from lora_core.config import load_params
@@ -99,7 +98,6 @@ def export_merged(adapter_dir: str | Path, out: str | Path) -> Path:
     merge_lora(model)
     unload_lora(model)
     tokenizer = load_tokenizer(config["base_model"])
-    hf_logging.disable_progress_bar()  # no "Writing model shards" bar for one small file
     with atomic_dir(out) as tmp:
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
