@@ -259,7 +259,8 @@ def _run(cmd: list[str], shown: str) -> subprocess.CompletedProcess:
         raise LoraSst2Error(f"`{shown}` failed: {cmd[0]} not found") from None
 
 
-def _dvc_json(*args: str) -> Any:
+def dvc_json(*args: str) -> Any:
+    """Run `dvc ARGS` and parse its JSON output; a failure is one LoraSst2Error line."""
     shown = " ".join(["dvc", *args])
     proc = _run([sys.executable, "-m", "dvc", *args], shown)
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
@@ -302,7 +303,7 @@ def _params_files(status: dict) -> set[str]:
 
 def run_check_fresh(args: argparse.Namespace) -> int:
     """Exit 1 naming each stage whose dvc.lock entry no longer matches params and code."""
-    status = _dvc_json("status", "--json")
+    status = dvc_json("status", "--json")
     current = {path: _read_yaml(Path(path)) for path in _params_files(status)}
     stale = stale_stages(status, _read_yaml(Path("dvc.lock")) or {}, current)
     print(format_stale(stale))
@@ -313,12 +314,12 @@ def run_gate(args: argparse.Namespace) -> int:
     """Print the metrics report against --base; exit 1 when a gated metric regressed."""
     max_drop = load_params(args.params).gate.max_drop
     rev_is_head = _commit(args.base) == _commit("HEAD")
-    metrics = diff_rows(_dvc_json("metrics", "diff", args.base, "--all", "--json"))
+    metrics = diff_rows(dvc_json("metrics", "diff", args.base, "--all", "--json"))
     note = nothing_to_compare(args.base, metrics, rev_is_head)
     if note:
         report, failed = note + "\n", False
     else:
-        params = diff_rows(_dvc_json("params", "diff", args.base, "--json"))
+        params = diff_rows(dvc_json("params", "diff", args.base, "--json"))
         report, failed = format_report(args.base, metrics, params, max_drop)
     print(report, end="")
     if args.output:

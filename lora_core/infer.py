@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from lora_core.adapter import WEIGHTS, load_trained
-from lora_core.config import load_params
+from lora_core.config import EvaluateConfig, load_params
 from lora_core.data import tokenize
 from lora_core.errors import LoraSst2Error
 from lora_core.inject import count_parameters, merge_lora, unload_lora
@@ -30,10 +30,10 @@ class Predictor:
         self.model, self.config = load_trained(adapter_dir, expect_base=expect)
         merge_lora(self.model)  # one matmul per layer, the same weights evaluate scores with
         self.tokenizer = load_tokenizer(self.config["base_model"])
-        evaluate = project.evaluate if project else None
-        self.batch_size = evaluate.batch_size if evaluate else 128
+        evaluate = project.evaluate if project else EvaluateConfig()
+        self.batch_size = evaluate.batch_size
         self.device = resolve_device("auto")
-        self.precision = resolve_precision(evaluate.precision if evaluate else "fp32", self.device)
+        self.precision = resolve_precision(evaluate.precision, self.device)
         self.model.to(self.device)
 
     def probabilities(self, sentences: list[str]) -> tuple[np.ndarray, int]:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 from pathlib import Path
 
 from lora_core.errors import LoraSst2Error
+from lora_core.gate import dvc_json
 from lora_core.io import atomic_write_text
 from lora_core.metrics import figure, save_figure
 
@@ -94,15 +94,12 @@ def plot_rows(rows: list[dict], path: str | Path) -> None:
     save_figure(plt, fig, path)
 
 
-def _exp_show() -> list[dict]:
-    proc = subprocess.run(["dvc", "exp", "show", "--json"], capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise LoraSst2Error(f"dvc exp show failed: {proc.stderr.strip().splitlines()[-1:]}")
-    return json.loads(proc.stdout)
-
-
 def run_report(args: argparse.Namespace) -> int:
-    show = json.loads(Path(args.input).read_text()) if args.input else _exp_show()
+    show = (
+        json.loads(Path(args.input).read_text())
+        if args.input
+        else dvc_json("exp", "show", "--json")
+    )
     rows = experiment_rows(show)
     if not rows:
         raise LoraSst2Error("no experiment with metrics: run `dvc repro` or `dvc exp run` first")
