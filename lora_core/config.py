@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -135,7 +136,7 @@ class TrainConfig(_Section):
     weight_decay: float = 0.01
     warmup_ratio: float = 0.06
     max_grad_norm: float = 1.0
-    train_pooler: bool = True
+    train_pooler: bool = False
     seed: int = 42
     device: str = "auto"
     precision: str = "auto"
@@ -229,11 +230,26 @@ def _build(kind: type[_Section], name: str, raw: Any) -> _Section:
     return kind(**raw)
 
 
+class _Loader(yaml.SafeLoader):
+    """SafeLoader that also reads ``1e-4`` and ``5e-05`` as floats, as YAML 1.2 (and DVC) do.
+
+    PyYAML follows YAML 1.1, where a float needs a dot; ``dvc exp run -S train.lr=0.00005``
+    writes ``5e-05``, which would otherwise arrive as a string.
+    """
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?[0-9][0-9_]*(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"),
+)
+
+
 def load_params(path: str | Path = "params.yaml") -> Params:
     """Read and validate params.yaml."""
     path = Path(path)
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=_Loader)
     except FileNotFoundError:
         raise ConfigError(f"params file not found: {path}") from None
     except yaml.YAMLError as err:

@@ -25,6 +25,25 @@ def test_config_defaults_load_and_are_frozen():
 
 
 @pytest.mark.parametrize(
+    ("text", "value"), [("5e-05", 5e-05), ("1e-4", 1e-4), ("2.5E+1", 25.0), ("0.002", 0.002)]
+)
+def test_config_reads_exponent_floats_as_dvc_writes_them(tmp_path, text, value):
+    # `dvc exp run -S train.lr=0.00005` writes 5e-05; YAML 1.1 would make that a string.
+    path = tmp_path / "params.yaml"
+    path.write_text(PARAMS.read_text(encoding="utf-8").replace("lr: 0.002", f"lr: {text}"))
+    lr = load_params(path).train.lr
+    assert lr == value and isinstance(lr, float)
+
+
+def test_config_still_reads_words_and_integers_as_before(tmp_path):
+    path = tmp_path / "params.yaml"
+    text = PARAMS.read_text(encoding="utf-8").replace("epochs: 3", "epochs: 1e")
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=r"train.epochs = '1e' is not allowed"):
+        load_params(path)
+
+
+@pytest.mark.parametrize(
     ("section", "key", "value", "message"),
     [
         ("lora", "r", 0, "lora.r = 0 is not allowed: must be an integer >= 1"),
