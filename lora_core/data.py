@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -204,6 +205,12 @@ def bucket_batches(
         part = part[np.argsort(lengths[part], kind="stable")]
         batches.extend(part[i : i + batch_size] for i in range(0, len(part), batch_size))
     return [batches[i] for i in rng.permutation(len(batches))]
+
+
+def count_bucket_batches(n: int, batch_size: int, chunk_batches: int) -> int:
+    """How many batches ``bucket_batches`` makes of ``n`` examples, without shuffling."""
+    chunk = batch_size * chunk_batches
+    return n // chunk * chunk_batches + math.ceil(n % chunk / batch_size)
 
 
 def sorted_batches(lengths: np.ndarray, batch_size: int) -> list[np.ndarray]:

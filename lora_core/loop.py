@@ -15,7 +15,13 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from lora_core.config import TrainConfig
-from lora_core.data import TokenizedSplit, bucket_batches, collate, sorted_batches
+from lora_core.data import (
+    TokenizedSplit,
+    bucket_batches,
+    collate,
+    count_bucket_batches,
+    sorted_batches,
+)
 from lora_core.errors import LoraSst2Error
 from lora_core.inject import lora_state_dict
 
@@ -98,6 +104,7 @@ class TrainResult:
 
     curve: list[dict] = field(default_factory=list)  # {step, epoch, loss, lr} per LOG_EVERY
     val_accuracy: list[float] = field(default_factory=list)  # one per epoch
+    epoch_end_steps: list[int] = field(default_factory=list)  # optimizer steps after each epoch
     best_epoch: int = 0
     best_state: dict[str, torch.Tensor] = field(default_factory=dict)
     train_seconds: float = 0.0
@@ -157,7 +164,7 @@ def train_model(
     torch.manual_seed(cfg.seed)  # dropout
     step_fn = torch.compile(model, dynamic=True) if cfg.compile else model
     optimizer = _optimizer(model, cfg, device)
-    steps_per_epoch = len(bucket_batches(train.lengths, cfg.batch_size, cfg.bucket_chunk, 0, 0))
+    steps_per_epoch = count_bucket_batches(len(train), cfg.batch_size, cfg.bucket_chunk)
     scheduler = _schedule(optimizer, cfg.epochs * steps_per_epoch, cfg.warmup_ratio)
     scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
     trainable = [p for p in model.parameters() if p.requires_grad]
@@ -195,6 +202,7 @@ def train_model(
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         result.train_seconds += time.perf_counter() - start
+        result.epoch_end_steps.append(step)
         logits = predict_logits(model, val, eval_batch_size, device, precision)
         result.val_accuracy.append(accuracy(logits, val.labels))
         if progress:

@@ -85,10 +85,9 @@ def main(argv: list[str] | None = None) -> None:
     save_adapter(args.models, result.best_state, config)
     size = (Path(args.models) / WEIGHTS).stat().st_size
     metrics = Path(args.metrics)
-    steps_per_epoch = result.curve[-1]["step"] // params.train.epochs
     val = [
-        {"epoch": e, "step": e * steps_per_epoch, "val_accuracy": round(a, 6)}
-        for e, a in enumerate(result.val_accuracy, start=1)
+        {"epoch": e, "step": step, "val_accuracy": round(a, 6)}
+        for e, (step, a) in enumerate(zip(result.epoch_end_steps, result.val_accuracy), start=1)
     ]
     atomic_write_text(
         metrics / "train_curve.csv", _csv(result.curve, ["step", "epoch", "loss", "lr"])

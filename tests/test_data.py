@@ -7,6 +7,7 @@ from lora_core.data import (
     Examples,
     bucket_batches,
     collate,
+    count_bucket_batches,
     load_tokenized,
     read_glue_tsv,
     save_tokenized,
@@ -109,6 +110,13 @@ def test_bucket_batches_sort_by_length_within_a_chunk():
     )
     padding_bucketed = sum((LENGTHS[b].max() - LENGTHS[b]).sum() for b in batches)
     assert padding_bucketed < padding_random / 10
+
+
+@pytest.mark.parametrize("n", [0, 1, 31, 32, 33, 127, 128, 129, 1000])
+@pytest.mark.parametrize(("batch_size", "chunk_batches"), [(1, 1), (32, 1), (32, 4), (7, 3)])
+def test_count_bucket_batches_matches_the_batches_made(n, batch_size, chunk_batches):
+    batches = bucket_batches(np.ones(n, dtype=np.int64), batch_size, chunk_batches, 0, 1)
+    assert count_bucket_batches(n, batch_size, chunk_batches) == len(batches)
 
 
 def test_sorted_batches_and_collate_pad_per_batch(tokenizer):
