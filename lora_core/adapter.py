@@ -77,8 +77,7 @@ def load_trained(
             f"the adapter in {folder}/ was trained on {base!r}, not {expect_base!r}: "
             "re-run `dvc repro` or set model.name to match"
         )
-    lora = config["lora"]
-    lora_cfg = LoraConfig(**{**lora, "targets": lora["targets"]})
+    lora_cfg = LoraConfig(**config["lora"])
     model_cfg = ModelConfig(name=base, max_length=config["max_length"])
     model = build_classifier(
         model_cfg, lora_cfg, config["mode"], config["train_pooler"], base_dir=base_dir

@@ -26,7 +26,7 @@ def resolve_model_source(name: str, base_dir: str | Path = BASE_DIR) -> str:
 
 
 def _offline_hint(name: str, base_dir: str | Path, err: Exception) -> LoraSst2Error:
-    if type(err).__name__ == "SafetensorError":
+    if isinstance(err, SafetensorError):
         return LoraSst2Error(
             f"the weights of model {name!r} are damaged ({err}): copy model.safetensors into "
             f"{Path(base_dir) / name}/ again (README section 'Offline')"
