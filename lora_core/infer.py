@@ -40,7 +40,9 @@ class Predictor:
         """P(positive) per sentence, and how many sentences were truncated."""
         max_length = self.config["max_length"]
         split = tokenize(self.tokenizer, sentences, [0] * len(sentences), max_length)
-        full = self.tokenizer(sentences, truncation=False)["input_ids"]
+        # Only a sentence that fills max_length can have been cut: re-tokenize just those.
+        at_limit = [s for s, n in zip(sentences, split.lengths) if n == max_length]
+        full = self.tokenizer(at_limit, truncation=False)["input_ids"] if at_limit else []
         truncated = sum(len(ids) > max_length for ids in full)
         logits = predict_logits(self.model, split, self.batch_size, self.device, self.precision)
         return softmax(logits)[:, 1], truncated
@@ -94,13 +96,19 @@ def run_predict(args: argparse.Namespace) -> int:
 
 def export_merged(adapter_dir: str | Path, out: str | Path) -> Path:
     """A plain Hugging Face folder: merged weights, config with labels, tokenizer."""
+    from transformers.utils import logging as hf_logging
+
     model, config = load_trained(adapter_dir)
     merge_lora(model)
     unload_lora(model)
     tokenizer = load_tokenizer(config["base_model"])
-    with atomic_dir(out) as tmp:
-        model.save_pretrained(tmp)
-        tokenizer.save_pretrained(tmp)
+    hf_logging.disable_progress_bar()  # no "Writing model shards" bar for one small shard
+    try:
+        with atomic_dir(out) as tmp:
+            model.save_pretrained(tmp)
+            tokenizer.save_pretrained(tmp)
+    finally:
+        hf_logging.enable_progress_bar()
     return Path(out)
 
 

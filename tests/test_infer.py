@@ -62,8 +62,9 @@ def test_predict_reproduces_evaluate_test_accuracy_exactly(project, capsys):
 
 
 def test_predict_truncates_long_input_and_says_so_once(project, capsys):
-    status, out, err = _predict(capsys, "good " * 10_000, "bad " * 500)
-    assert status == 0 and len(out.splitlines()) == 2
+    # "good " * 30 is 30 tokens + [CLS] + [SEP]: exactly max_length, so not truncated.
+    status, out, err = _predict(capsys, "good " * 10_000, "bad " * 500, "good " * 30, "fun")
+    assert status == 0 and len(out.splitlines()) == 4
     assert err == "note: 2 input(s) truncated to 32 tokens\n"
 
 
@@ -84,6 +85,7 @@ def test_predict_refuses_adapter_of_another_base_model(
 def test_export_merged_loads_with_plain_transformers_and_matches(project, capsys, tmp_path):
     out = tmp_path / "merged"
     assert cli.main(["export", "--merged", str(out)]) == 0
+    assert capsys.readouterr().err == ""  # no progress bars
     assert {"config.json", "model.safetensors", "tokenizer.json"} <= {p.name for p in out.iterdir()}
     plain = AutoModelForSequenceClassification.from_pretrained(out).eval()
     assert plain.config.id2label == {0: "negative", 1: "positive"}
