@@ -95,11 +95,10 @@ def plot_rows(rows: list[dict], path: str | Path) -> None:
 
 
 def run_report(args: argparse.Namespace) -> int:
-    show = (
-        json.loads(Path(args.input).read_text())
-        if args.input
-        else dvc_json("exp", "show", "--json")
-    )
+    if args.input:
+        show = json.loads(Path(args.input).read_text())
+    else:
+        show = dvc_json("exp", "show", "--json", *(["--all-commits"] if args.all_commits else []))
     rows = experiment_rows(show)
     if not rows:
         raise LoraSst2Error("no experiment with metrics: run `dvc repro` or `dvc exp run` first")
@@ -117,4 +116,9 @@ def register(subparsers) -> None:
     p.add_argument("--input", help="a saved `dvc exp show --json` (default: run it)")
     p.add_argument("--png", default="metrics/experiments.png", help="plot to write")
     p.add_argument("--md", help="also write the Markdown table to this file")
+    p.add_argument(
+        "--all-commits",
+        action="store_true",
+        help="include experiments based on older commits (default: HEAD's only)",
+    )
     p.set_defaults(run=run_report)

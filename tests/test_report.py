@@ -41,6 +41,26 @@ def test_report_cli_writes_png_and_table(tmp_path, capsys):
     assert md.read_text().count("\n") == 2 + 3
 
 
+@pytest.mark.parametrize(
+    ("flags", "dvc_args"),
+    [
+        ([], ("exp", "show", "--json")),
+        (["--all-commits"], ("exp", "show", "--json", "--all-commits")),
+    ],
+)
+def test_report_asks_dvc_for_head_or_all_commits(tmp_path, monkeypatch, capsys, flags, dvc_args):
+    calls = []
+
+    def fake_dvc_json(*args):
+        calls.append(args)
+        return json.loads(FIXTURE.read_text())
+
+    monkeypatch.setattr("lora_core.report.dvc_json", fake_dvc_json)
+    assert cli.main(["report", "--png", str(tmp_path / "x.png"), *flags]) == 0
+    assert calls == [dvc_args]
+    assert capsys.readouterr().out.count("\n") == 2 + 3
+
+
 def test_report_without_metrics_is_a_clear_error(tmp_path, capsys):
     empty = tmp_path / "show.json"
     empty.write_text(json.dumps([{"rev": "workspace", "name": None, "data": {}}]))
