@@ -10,7 +10,7 @@ from lora_core.errors import guarded
 
 # Each module adds its sub-commands with register(subparsers); each sets `run=` a function
 # that takes the parsed args and returns the exit status.
-COMMAND_MODULES = ("lora_core.infer", "lora_core.gate", "lora_core.report")
+COMMAND_MODULES = ("lora_core.infer", "lora_core.fresh", "lora_core.gate", "lora_core.report")
 
 
 def build_parser() -> argparse.ArgumentParser:

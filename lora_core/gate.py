@@ -1,134 +1,25 @@
-"""`lora-sst2 check-fresh` and `lora-sst2 gate`: CI checks that committed metrics are current
-and did not regress.
+"""`lora-sst2 gate`: CI check that the committed metrics did not regress against a git revision.
 
-check-fresh reads `dvc status --json` and drops the entries that only say data is absent (a
-dep "deleted", an output "deleted" or "not in cache"): in a fresh clone with no cache and no
-remote, data/ and models/ are absent by design. What is left (params, code, command,
-git-tracked outputs such as metrics/eval.json) is staleness. It does not use
-`dvc repro --dry --allow-missing`, although that is DVC's own "changed apart from missing
-data" test: in DVC 3.67 a dry run of a stage that did change while its deps are absent (a
-fresh clone after `lora.r` was edited) still hashes those absent deps, with or without
---no-run-cache, and crashes ("failed to reproduce 'train': [Errno 2] No such file or
-directory: 'data/tokenized'", exit 255) instead of naming the stage; nor does it say why a
-stage would run. The one check --allow-missing adds, that a missing dep's hash in
-dvc.lock equals the hash its upstream stage locked for it, is done here from dvc.lock.
-
-gate compares `dvc metrics diff REV --all --json` (REV against the workspace) with
+It compares `dvc metrics diff REV --all --json` (REV against the workspace) with
 params.yaml's gate.max_drop and prints a Markdown report.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from lora_core.config import load_params
+from lora_core.dvcrun import dvc_json, run
 from lora_core.errors import LoraSst2Error
 
-# What `dvc status` says of a dep or output that is merely absent; --allow-missing skips these.
-MISSING = ("deleted", "not in cache")
-# "always changed" is not here: such a stage re-runs by design, its lock is not out of date.
-STAGE_CHANGES = ("changed command", "changed checksum")
-FRESH = "fresh: dvc.lock matches params and code"
-REPRO_HINT = "run `dvc repro`, then commit dvc.lock and metrics/"
 # Metrics are stored rounded; float subtraction leaves ~1e-17, so a drop of exactly max_drop passes.
 TOLERANCE = 1e-9
 
 
-# --- check-fresh: pure ------------------------------------------------------------------------
-
-
-def _lookup(params: Any, dotted: str) -> Any:
-    for part in dotted.split("."):
-        if not isinstance(params, dict) or part not in params:
-            return None
-        params = params[part]
-    return params
-
-
-def _leaf_diff(key: str, old: Any, new: Any) -> list[str]:
-    if isinstance(old, dict) and isinstance(new, dict):
-        keys = dict.fromkeys([*old, *new])
-        return [n for k in keys for n in _leaf_diff(f"{key}.{k}", old.get(k), new.get(k))]
-    return [] if old == new else [key]
-
-
-def param_changes(changed: dict[str, str], locked: dict, current: dict) -> list[str]:
-    """Dotted names behind `dvc status`'s changed params keys, down to the leaves (lora.r)."""
-    names: list[str] = []
-    for key in changed:
-        names += _leaf_diff(key, locked.get(key), _lookup(current, key)) or [key]
-    return names
-
-
-def _digest(entry: dict) -> Any:
-    return entry.get(entry.get("hash", "md5"))
-
-
-def upstream_mismatches(lock: dict) -> dict[str, list[str]]:
-    """Per stage, deps whose hash in dvc.lock differs from the one their producing stage locked."""
-    stages = lock.get("stages") or {}
-    produced = {o["path"]: _digest(o) for s in stages.values() for o in s.get("outs", [])}
-    found = {}
-    for name, stage in stages.items():
-        paths = [
-            d["path"]
-            for d in stage.get("deps", [])
-            if d["path"] in produced and _digest(d) != produced[d["path"]]
-        ]
-        if paths:
-            found[name] = paths
-    return found
-
-
-def stage_reasons(entries: list, locked: dict, current: dict, upstream: list[str]) -> list[str]:
-    """Why one stage is stale, from its `dvc status --json` entries; absent data is no reason."""
-    command, params, deps, outs = False, [], list(upstream), []
-    for entry in entries:
-        command = command or entry in STAGE_CHANGES
-        if not isinstance(entry, dict):
-            continue
-        for path, state in entry.get("changed deps", {}).items():
-            if isinstance(state, dict):  # a params file: {key: modified | new | deleted}
-                params += param_changes(state, locked.get(path, {}), current.get(path) or {})
-            elif state not in MISSING and path not in deps:
-                deps.append(path)
-        outs += [p for p, s in entry.get("changed outs", {}).items() if s not in MISSING]
-    groups = [("params changed", params), ("deps changed", deps), ("outs changed", outs)]
-    reasons = ["command changed"] if command else []
-    return reasons + [f"{label}: {', '.join(items)}" for label, items in groups if items]
-
-
-def stale_stages(status: dict, lock: dict, current: dict) -> dict[str, list[str]]:
-    """Stage -> reasons its dvc.lock entry no longer matches; `current` maps params files."""
-    locked = lock.get("stages") or {}
-    upstream = upstream_mismatches(lock)
-    stale = {}
-    for name in dict.fromkeys([*status, *upstream]):
-        params = locked.get(name, {}).get("params", {})
-        reasons = stage_reasons(status.get(name, []), params, current, upstream.get(name, []))
-        if reasons:
-            stale[name] = reasons
-    return stale
-
-
-def format_stale(stale: dict[str, list[str]]) -> str:
-    """One line: each stale stage and why, or the all-clear."""
-    if not stale:
-        return FRESH
-    parts = [f"{name} ({'; '.join(reasons)})" for name, reasons in stale.items()]
-    return f"stale: {', '.join(parts)} -- {REPRO_HINT}"
-
-
-# --- gate: pure -------------------------------------------------------------------------------
+# --- pure -------------------------------------------------------------------------------------
 
 
 def _is_number(value: Any) -> bool:
@@ -248,66 +139,17 @@ def format_report(
     return "\n".join([*lines, "", _verdict(failed, max_drop)]) + "\n", bool(failed)
 
 
-# --- subprocesses -----------------------------------------------------------------------------
-
-
-def _run(cmd: list[str], shown: str) -> subprocess.CompletedProcess:
-    env = {"DVC_NO_ANALYTICS": "1", **os.environ}
-    try:
-        return subprocess.run(cmd, capture_output=True, text=True, env=env)
-    except FileNotFoundError:
-        raise LoraSst2Error(f"`{shown}` failed: {cmd[0]} not found") from None
-
-
-def dvc_json(*args: str) -> Any:
-    """Run `dvc ARGS` and parse its JSON output; a failure is one LoraSst2Error line."""
-    shown = " ".join(["dvc", *args])
-    proc = _run([sys.executable, "-m", "dvc", *args], shown)
-    lines = [line for line in proc.stderr.splitlines() if line.strip()]
-    if proc.returncode != 0:
-        why = lines[-1].removeprefix("ERROR: ") if lines else f"exit {proc.returncode}"
-        raise LoraSst2Error(f"`{shown}` failed: {why}")
-    try:
-        return json.loads(proc.stdout or "{}")
-    except json.JSONDecodeError:
-        raise LoraSst2Error(f"`{shown}` did not print JSON: {proc.stdout[:200]!r}") from None
+# --- command ----------------------------------------------------------------------------------
 
 
 def _commit(rev: str) -> str:
-    proc = _run(["git", "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}"], "git rev-parse")
+    """The commit hash ``rev`` names; an unknown revision is a LoraSst2Error."""
+    proc = run(["git", "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}"], "git rev-parse")
     if proc.returncode != 0:
         raise LoraSst2Error(
             f"unknown git revision {rev!r} (in CI, check out with fetch-depth: 0 so it exists)"
         )
     return proc.stdout.strip()
-
-
-def _read_yaml(path: Path) -> Any:
-    try:
-        return yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return None
-    except yaml.YAMLError as err:
-        raise LoraSst2Error(f"{path}: not valid YAML: {str(err).splitlines()[0]}") from None
-
-
-def _params_files(status: dict) -> set[str]:
-    changed = [
-        e.get("changed deps", {}) for es in status.values() for e in es if isinstance(e, dict)
-    ]
-    return {path for deps in changed for path, state in deps.items() if isinstance(state, dict)}
-
-
-# --- commands ---------------------------------------------------------------------------------
-
-
-def run_check_fresh(args: argparse.Namespace) -> int:
-    """Exit 1 naming each stage whose dvc.lock entry no longer matches params and code."""
-    status = dvc_json("status", "--json")
-    current = {path: _read_yaml(Path(path)) for path in _params_files(status)}
-    stale = stale_stages(status, _read_yaml(Path("dvc.lock")) or {}, current)
-    print(format_stale(stale))
-    return 1 if stale else 0
 
 
 def run_gate(args: argparse.Namespace) -> int:
@@ -328,13 +170,7 @@ def run_gate(args: argparse.Namespace) -> int:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add `check-fresh` and `gate` to the lora-sst2 command."""
-    fresh = subparsers.add_parser(
-        "check-fresh",
-        help="fail when dvc.lock no longer matches params and code (metrics are stale); "
-        "run it at the project root",
-    )
-    fresh.set_defaults(run=run_check_fresh)
+    """Add `gate` to the lora-sst2 command."""
     gate = subparsers.add_parser(
         "gate", help="report metrics against a git revision; fail past params' gate.max_drop"
     )

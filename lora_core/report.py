@@ -6,8 +6,8 @@ import argparse
 import json
 from pathlib import Path
 
+from lora_core.dvcrun import dvc_json
 from lora_core.errors import LoraSst2Error
-from lora_core.gate import dvc_json
 from lora_core.io import atomic_write_text
 from lora_core.metrics import figure, save_figure
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -10,6 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from lora_core.cli import main
 from tests.tiny import write_tiny_glue, write_tiny_model
 
 # Tests never touch the network or send analytics.
@@ -78,3 +80,37 @@ def built_project(tmp_path_factory) -> Path:
     project = make_tiny_project(tmp_path_factory.mktemp("built") / "project")
     run(["dvc", "repro", "-q"], project)
     return project
+
+
+def lora(monkeypatch, capsys, project: Path, *argv: str) -> tuple[int, str, str]:
+    """Run `lora-sst2 ARGV` in ``project``: exit status, stdout, stderr."""
+    monkeypatch.chdir(project)
+    code = main(list(argv))
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+@pytest.fixture(scope="session")
+def committed(built_project, tmp_path_factory) -> Path:
+    """The reproduced tiny project with dvc.lock and metrics/ committed (shared: clone it)."""
+    project = tmp_path_factory.mktemp("committed") / "project"
+    shutil.copytree(built_project, project, symlinks=True)
+    run(["git", "add", "-A"], project)
+    run(["git", "commit", "-qm", "reproduced"], project)
+    return project
+
+
+def clone(project: Path, dest: Path) -> Path:
+    """A fresh git clone: no DVC cache, no data/, no models/."""
+    run(["git", "clone", "-q", str(project), str(dest)], project.parent)
+    run(["git", "config", "user.email", "test@example.com"], dest)
+    run(["git", "config", "user.name", "test"], dest)
+    return dest
+
+
+def set_metrics(project: Path, test_accuracy: float) -> None:
+    """Overwrite test.accuracy in the project's metrics/eval.json."""
+    path = project / "metrics/eval.json"
+    metrics = json.loads(path.read_text())
+    metrics["test"]["accuracy"] = test_accuracy
+    path.write_text(json.dumps(metrics, indent=2) + "\n")

@@ -1,89 +1,19 @@
-"""check-fresh and gate: pure decisions and reports, then the CLI on tiny DVC projects."""
+"""gate: pure decisions and reports, then the CLI on tiny DVC projects, then the workflow."""
 
 from __future__ import annotations
 
-import json
-import shutil
 from pathlib import Path
 
 import pytest
 import yaml
 
 from lora_core import gate
-from lora_core.cli import main
-from tests.conftest import ROOT, run, set_params
+from tests.conftest import ROOT, clone, lora, run, set_metrics, set_params
 
-HINT = "run `dvc repro`, then commit dvc.lock and metrics/"
 THRESHOLDS = {"test.accuracy": 0.005, "test.f1": 0.01}
-# `dvc status --json` in a fresh clone of a reproduced project: only absent data.
-CLONE_STATUS = {
-    "prepare": [
-        {"changed deps": {"data/raw/sst2": "deleted"}},
-        {"changed outs": {"data/prepared": "not in cache"}},
-    ],
-    "evaluate": [{"changed deps": {"models/adapter.json": "deleted"}}],
-}
-LOCK = {
-    "stages": {
-        "tokenize": {
-            "deps": [{"path": "data/prepared", "hash": "md5", "md5": "a.dir"}],
-            "outs": [{"path": "data/tokenized", "hash": "md5", "md5": "b.dir"}],
-        },
-        "train": {
-            "deps": [{"path": "data/tokenized", "hash": "md5", "md5": "b.dir"}],
-            "params": {"params.yaml": {"lora": {"r": 4, "alpha": 16}, "train.lr": 0.01}},
-        },
-    }
-}
 
 
-# --- check-fresh, pure ------------------------------------------------------------------------
-
-
-def test_stale_stages_ignore_absent_data():
-    assert gate.stale_stages(CLONE_STATUS, LOCK, {}) == {}
-    assert gate.format_stale({}) == "fresh: dvc.lock matches params and code"
-
-
-def test_stale_stages_name_param_leaves_code_outputs_and_command():
-    status = {
-        "train": [{"changed deps": {"data/tokenized": "deleted", "params.yaml": {"lora": "x"}}}],
-        "evaluate": [
-            {"changed deps": {"stages/evaluate.py": "modified"}},
-            {"changed outs": {"metrics/eval.json": "modified", "metrics/plots": "deleted"}},
-            "changed command",
-        ],
-    }
-    current = {"params.yaml": {"lora": {"r": 8, "alpha": 16}}}
-    stale = gate.stale_stages(status, LOCK, current)
-    assert stale == {
-        "train": ["params changed: lora.r"],
-        "evaluate": [
-            "command changed",
-            "deps changed: stages/evaluate.py",
-            "outs changed: metrics/eval.json",
-        ],
-    }
-    assert gate.format_stale(stale) == (
-        "stale: train (params changed: lora.r), evaluate (command changed; deps changed: "
-        f"stages/evaluate.py; outs changed: metrics/eval.json) -- {HINT}"
-    )
-
-
-def test_stale_stages_catch_a_lock_whose_upstream_hash_moved():
-    lock = json.loads(json.dumps(LOCK))
-    lock["stages"]["tokenize"]["outs"][0]["md5"] = "c.dir"  # tokenize re-ran; train did not
-    assert gate.stale_stages(CLONE_STATUS, lock, {}) == {"train": ["deps changed: data/tokenized"]}
-
-
-def test_param_changes_fall_back_to_the_key_dvc_names():
-    locked = {"train.lr": 0.01, "lora": {"r": 4}}
-    current = {"train": {"lr": 0.02}, "lora": {"r": 4, "rslora": True}}
-    changed = {"train.lr": "modified", "lora": "modified", "data.seed": "new"}
-    assert gate.param_changes(changed, locked, current) == ["train.lr", "lora.rslora", "data.seed"]
-
-
-# --- gate, pure -------------------------------------------------------------------------------
+# --- pure -------------------------------------------------------------------------------------
 
 
 def _row(key: str, old, new) -> gate.Row:
@@ -173,92 +103,13 @@ def test_format_report_passes_within_thresholds():
 # --- the CLI on tiny projects -----------------------------------------------------------------
 
 
-def lora(monkeypatch, capsys, project: Path, *argv: str) -> tuple[int, str, str]:
-    """Run `lora-sst2 ARGV` in ``project``: exit status, stdout, stderr."""
-    monkeypatch.chdir(project)
-    code = main(list(argv))
-    out = capsys.readouterr()
-    return code, out.out, out.err
-
-
-@pytest.fixture(scope="module")
-def committed(built_project, tmp_path_factory) -> Path:
-    """The reproduced tiny project with dvc.lock and metrics/ committed."""
-    project = tmp_path_factory.mktemp("committed") / "project"
-    shutil.copytree(built_project, project, symlinks=True)
-    run(["git", "add", "-A"], project)
-    run(["git", "commit", "-qm", "reproduced"], project)
-    return project
-
-
-def clone(project: Path, dest: Path) -> Path:
-    """A fresh git clone: no DVC cache, no data/, no models/."""
-    run(["git", "clone", "-q", str(project), str(dest)], project.parent)
-    run(["git", "config", "user.email", "test@example.com"], dest)
-    run(["git", "config", "user.name", "test"], dest)
-    return dest
-
-
-def test_check_fresh_param_change_fails_until_repro(built_project, tmp_path, monkeypatch, capsys):
-    project = tmp_path / "project"
-    shutil.copytree(built_project, project, symlinks=True)
-    set_params(project, {"evaluate": {"precision": "bf16"}})  # re-runs evaluate only: fast
-    assert lora(monkeypatch, capsys, project, "check-fresh") == (
-        1,
-        f"stale: evaluate (params changed: evaluate.precision) -- {HINT}\n",
-        "",
-    )
-    run(["dvc", "repro", "-q"], project)
-    assert lora(monkeypatch, capsys, project, "check-fresh") == (
-        0,
-        "fresh: dvc.lock matches params and code\n",
-        "",
-    )
-
-
-def test_check_fresh_in_a_fresh_clone(committed, tmp_path, monkeypatch, capsys):
-    project = clone(committed, tmp_path / "clone")
-    assert not (project / "data/tokenized").exists()
-    assert not (project / "models/adapter.safetensors").exists()
-    assert not (project / ".dvc/cache").exists()
-    assert lora(monkeypatch, capsys, project, "check-fresh")[:2] == (
-        0,
-        "fresh: dvc.lock matches params and code\n",
-    )
-    # Where `dvc repro --dry --allow-missing` crashes: a real change next to absent data.
-    set_params(project, {"lora": {"r": 8}})
-    with (project / "stages/evaluate.py").open("a") as script:
-        script.write("# changed\n")
-    assert lora(monkeypatch, capsys, project, "check-fresh")[:2] == (
-        1,
-        "stale: train (params changed: lora.r), evaluate (deps changed: stages/evaluate.py)"
-        f" -- {HINT}\n",
-    )
-
-
-def test_check_fresh_catches_hand_edited_metrics(committed, tmp_path, monkeypatch, capsys):
-    project = clone(committed, tmp_path / "clone")
-    _set_metrics(project, test_accuracy=0.99)
-    assert lora(monkeypatch, capsys, project, "check-fresh")[:2] == (
-        1,
-        f"stale: evaluate (outs changed: metrics/eval.json) -- {HINT}\n",
-    )
-
-
-def _set_metrics(project: Path, test_accuracy: float) -> None:
-    path = project / "metrics/eval.json"
-    metrics = json.loads(path.read_text())
-    metrics["test"]["accuracy"] = test_accuracy
-    path.write_text(json.dumps(metrics, indent=2) + "\n")
-
-
 def _commit_accuracy(project: Path, before: float, after: float) -> None:
     """Two commits: metrics at ``before`` (and known thresholds), then at ``after``."""
     set_params(project, {"gate": {"max_drop": THRESHOLDS}})
-    _set_metrics(project, before)
+    set_metrics(project, before)
     run(["git", "commit", "-qam", "base"], project)
     set_params(project, {"lora": {"r": 8}})
-    _set_metrics(project, after)
+    set_metrics(project, after)
     run(["git", "commit", "-qam", "candidate"], project)
 
 
