@@ -72,7 +72,7 @@ class _Section:
                 _fail(self.SECTION, f.name, value, f"must be {_describe(hints[f.name])}")
             if isinstance(value, list):
                 object.__setattr__(self, f.name, tuple(value))
-            elif hints[f.name] is float and isinstance(value, int):
+            elif type(value) is int and float in (hints[f.name], *typing.get_args(hints[f.name])):
                 object.__setattr__(self, f.name, float(value))
         self.check()
 
@@ -137,6 +137,7 @@ class TrainConfig(_Section):
     warmup_ratio: float = 0.06
     max_grad_norm: float = 1.0
     train_pooler: bool = False
+    model_dropout: float | None = None  # the model's own dropout while training; None: config's
     seed: int = 42
     device: str = "auto"
     precision: str = "auto"
@@ -151,6 +152,8 @@ class TrainConfig(_Section):
         self.require("weight_decay", self.weight_decay >= 0, "must be >= 0")
         self.require("warmup_ratio", 0 <= self.warmup_ratio < 1, "must be >= 0 and < 1")
         self.require("max_grad_norm", self.max_grad_norm > 0, "must be > 0")
+        p = self.model_dropout
+        self.require("model_dropout", p is None or 0 <= p < 1, "must be null or >= 0 and < 1")
         self.require("device", self.device in DEVICES, f"use one of {', '.join(DEVICES)}")
         self.require("precision", self.precision in PRECISIONS, f"use {', '.join(PRECISIONS)}")
         self.require("bucket_chunk", self.bucket_chunk >= 1, "must be an integer >= 1")

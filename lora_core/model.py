@@ -12,6 +12,7 @@ from lora_core.config import LoraConfig, ModelConfig
 from lora_core.errors import LoraSst2Error
 from lora_core.inject import inject_lora, mark_trainable
 from lora_core.io import quiet_hub
+from lora_core.layer import LoRALinear
 
 LABELS = ("negative", "positive")
 BASE_DIR = Path("models/base")
@@ -76,6 +77,16 @@ def load_base_model(name: str, base_dir: str | Path = BASE_DIR) -> nn.Module:
     return model.float()
 
 
+def set_model_dropout(model: nn.Module, p: float) -> int:
+    """Set every dropout of the model itself (embeddings, attention, hidden, classifier) to
+    ``p``, leaving LoRA's own dropout (``lora.dropout``) alone; returns how many were set."""
+    lora_dropouts = {id(m.dropout) for m in model.modules() if isinstance(m, LoRALinear)}
+    own = [m for m in model.modules() if isinstance(m, nn.Dropout) and id(m) not in lora_dropouts]
+    for module in own:
+        module.p = p
+    return len(own)
+
+
 def build_classifier(
     model_cfg: ModelConfig,
     lora_cfg: LoraConfig,
@@ -83,8 +94,13 @@ def build_classifier(
     train_pooler: bool = False,
     seed: int = 0,
     base_dir: str | Path = BASE_DIR,
+    model_dropout: float | None = None,
 ) -> nn.Module:
-    """Base model + LoRA (in ``lora`` mode) + trainable flags, seeded for a repeatable init."""
+    """Base model + LoRA (in ``lora`` mode) + trainable flags, seeded for a repeatable init.
+
+    ``model_dropout`` replaces the checkpoint's own dropout rate for training (None keeps it);
+    at evaluation dropout is off either way.
+    """
     torch.manual_seed(seed)  # the classifier head and LoRA A are drawn from this seed
     model = load_base_model(model_cfg.name, base_dir)
     if mode == "lora":
@@ -97,6 +113,8 @@ def build_classifier(
             rslora=lora_cfg.rslora,
         )
     mark_trainable(model, mode=mode, train_pooler=train_pooler)
+    if model_dropout is not None:
+        set_model_dropout(model, model_dropout)
     return model
 
 

@@ -25,7 +25,13 @@ def train(params: Params, tokenized: str, progress: bool = True, base_dir: str =
     device = resolve_device(cfg.device)
     precision = resolve_precision(cfg.precision, device)
     model = build_classifier(
-        params.model, params.lora, cfg.mode, cfg.train_pooler, cfg.seed, base_dir=base_dir
+        params.model,
+        params.lora,
+        cfg.mode,
+        cfg.train_pooler,
+        cfg.seed,
+        base_dir=base_dir,
+        model_dropout=cfg.model_dropout,
     )
     result = train_model(
         model,

@@ -43,6 +43,12 @@ def test_config_still_reads_words_and_integers_as_before(tmp_path):
         load_params(path)
 
 
+@pytest.mark.parametrize(("value", "expected"), [(None, None), (0, 0.0), (0.05, 0.05)])
+def test_config_model_dropout_is_null_or_a_float(value, expected):
+    dropout = Params.from_dict(_with("train", "model_dropout", value)).train.model_dropout
+    assert dropout == expected and type(dropout) is type(expected)
+
+
 @pytest.mark.parametrize(
     ("section", "key", "value", "message"),
     [
@@ -58,6 +64,8 @@ def test_config_still_reads_words_and_integers_as_before(tmp_path):
         ("train", "lr", 0, "train.lr = 0.0 is not allowed: must be > 0"),
         ("train", "lr", "2e-3", "train.lr = '2e-3' is not allowed: must be a number"),
         ("train", "epochs", 0, "train.epochs = 0 is not allowed: must be an integer >= 1"),
+        ("train", "model_dropout", 1, "train.model_dropout = 1.0 is not allowed: must be null or"),
+        ("train", "model_dropout", "none", "train.model_dropout = 'none' is not allowed: must be"),
         ("train", "batch_size", 0, "train.batch_size = 0 is not allowed: must be an integer >= 1"),
         ("train", "mode", "peft", "train.mode = 'peft' is not allowed: use lora, head or full"),
         ("train", "device", "tpu", "train.device = 'tpu' is not allowed: use one of auto, cpu"),

@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from lora_core.config import LoraConfig, ModelConfig, TrainConfig
-from lora_core.data import tokenize
+from lora_core.data import collate, tokenize
 from lora_core.errors import LoraSst2Error
 from lora_core.inject import lora_state_dict
 from lora_core.loop import autocast, resolve_device, resolve_precision, train_model
@@ -55,6 +55,34 @@ def test_train_stops_at_first_non_finite_loss_with_step(setup):
     message = str(info.value)
     assert message.startswith("training diverged: loss is nan at step ")
     assert message.endswith("lower train.lr (now 10000); no adapter or metrics were written")
+
+
+def test_model_dropout_sets_the_models_own_dropouts_not_loras(setup):
+    base, _ = setup
+    model = build_classifier(
+        ModelConfig(name="tiny"), LoraConfig(dropout=0.2), "lora", True, 0, base, model_dropout=0.0
+    )
+    rates = {n: m.p for n, m in model.named_modules() if isinstance(m, torch.nn.Dropout)}
+    lora = {n: p for n, p in rates.items() if n.endswith(("query.dropout", "value.dropout"))}
+    own = {n: p for n, p in rates.items() if n not in lora}
+    assert set(lora.values()) == {0.2} and len(lora) == 2 * 2  # 2 layers x query, value
+    assert set(own.values()) == {0.0} and len(own) == 1 + 2 * 3 + 1  # embeddings, layers, head
+    unchanged = build_classifier(
+        ModelConfig(name="tiny"), LoraConfig(dropout=0.2), "lora", True, 0, base
+    )
+    assert {m.p for n, m in unchanged.named_modules() if n in own} == {0.1}  # the config's
+
+
+@pytest.mark.parametrize(("model_dropout", "random"), [(0.0, False), (None, True)])
+def test_model_dropout_zero_makes_training_forward_deterministic(setup, model_dropout, random):
+    base, split = setup
+    model = build_classifier(
+        ModelConfig(name="tiny"), LoraConfig(dropout=0.0), "lora", True, 0, base, model_dropout
+    ).train()
+    batch = collate(split, torch.arange(8).numpy())
+    inputs = {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]}
+    first, second = model(**inputs).logits, model(**inputs).logits
+    assert torch.equal(first, second) != random
 
 
 def test_resolve_precision_on_cpu():
