@@ -114,7 +114,15 @@ def run_pipeline(args: argparse.Namespace, params: Params) -> dict:
     eval_precision = resolve_precision(args.eval_precision or params.evaluate.precision, device)
     splits = load_splits(args.tokenized, args.max_examples)
     model_cfg, base_dir = model_source(args.model, params.model.max_length)
-    model = build_classifier(model_cfg, params.lora, cfg.mode, cfg.train_pooler, cfg.seed, base_dir)
+    model = build_classifier(
+        model_cfg,
+        params.lora,
+        cfg.mode,
+        cfg.train_pooler,
+        cfg.seed,
+        base_dir,
+        model_dropout=cfg.model_dropout,  # as stages/train.py
+    )
     batch = params.evaluate.batch_size
     result = train_model(
         model, splits["train"], splits["val"], cfg, device, precision, batch, args.progress

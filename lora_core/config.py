@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 import types
 import typing
@@ -33,8 +34,9 @@ def _type_ok(value: Any, hint: Any) -> bool:
         return isinstance(value, bool)
     if hint is int:
         return isinstance(value, int) and not isinstance(value, bool)
-    if hint is float:
-        return isinstance(value, int | float) and not isinstance(value, bool)
+    if hint is float:  # finite: YAML reads 1e400 as inf
+        number = isinstance(value, int | float) and not isinstance(value, bool)
+        return number and math.isfinite(value)
     if origin is tuple:
         return isinstance(value, list | tuple) and all(isinstance(v, str) for v in value)
     if origin is dict:
@@ -137,7 +139,7 @@ class TrainConfig(_Section):
     warmup_ratio: float = 0.06
     max_grad_norm: float = 1.0
     train_pooler: bool = False
-    model_dropout: float | None = None  # the model's own dropout while training; None: config's
+    model_dropout: float | None = 0.0  # the model's own dropout while training; None: config's
     seed: int = 42
     device: str = "auto"
     precision: str = "auto"
@@ -243,16 +245,21 @@ class _Loader(yaml.SafeLoader):
 
 _Loader.add_implicit_resolver(
     "tag:yaml.org,2002:float",
-    re.compile(r"^[-+]?[0-9][0-9_]*(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$"),
     list("-+0123456789"),
 )
+
+
+def load_yaml(path: str | Path) -> Any:
+    """Parse a YAML file the way DVC does: ``1e-4`` is a float (YAML 1.2), not a string."""
+    return yaml.load(Path(path).read_text(encoding="utf-8"), Loader=_Loader)
 
 
 def load_params(path: str | Path = "params.yaml") -> Params:
     """Read and validate params.yaml."""
     path = Path(path)
     try:
-        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=_Loader)
+        raw = load_yaml(path)
     except FileNotFoundError:
         raise ConfigError(f"params file not found: {path}") from None
     except yaml.YAMLError as err:

@@ -21,6 +21,7 @@ from typing import Any
 
 import yaml
 
+from lora_core.config import load_yaml
 from lora_core.dvcrun import dvc_json
 from lora_core.errors import LoraSst2Error
 
@@ -121,9 +122,9 @@ def format_stale(stale: dict[str, list[str]]) -> str:
 
 
 def _read_yaml(path: Path) -> Any:
-    """The parsed file, or None when it does not exist."""
+    """The parsed file (1e-4 a float, as DVC reads it), or None when it does not exist."""
     try:
-        return yaml.safe_load(path.read_text(encoding="utf-8"))
+        return load_yaml(path)
     except FileNotFoundError:
         return None
     except yaml.YAMLError as err:

@@ -42,7 +42,11 @@ class Predictor:
         split = tokenize(self.tokenizer, sentences, [0] * len(sentences), max_length)
         # Only a sentence that fills max_length can have been cut: re-tokenize just those.
         at_limit = [s for s, n in zip(sentences, split.lengths) if n == max_length]
-        full = self.tokenizer(at_limit, truncation=False)["input_ids"] if at_limit else []
+        full = (
+            self.tokenizer(at_limit, truncation=False, verbose=False)["input_ids"]
+            if at_limit
+            else []
+        )
         truncated = sum(len(ids) > max_length for ids in full)
         logits = predict_logits(self.model, split, self.batch_size, self.device, self.precision)
         return softmax(logits)[:, 1], truncated
@@ -102,13 +106,15 @@ def export_merged(adapter_dir: str | Path, out: str | Path) -> Path:
     merge_lora(model)
     unload_lora(model)
     tokenizer = load_tokenizer(config["base_model"])
+    bars = hf_logging.is_progress_bar_enabled()
     hf_logging.disable_progress_bar()  # no "Writing model shards" bar for one small shard
     try:
         with atomic_dir(out) as tmp:
             model.save_pretrained(tmp)
             tokenizer.save_pretrained(tmp)
     finally:
-        hf_logging.enable_progress_bar()
+        if bars:
+            hf_logging.enable_progress_bar()
     return Path(out)
 
 

@@ -57,7 +57,7 @@ def load_base_model(name: str, base_dir: str | Path = BASE_DIR) -> nn.Module:
     from transformers.utils import logging as hf_logging
 
     source = resolve_model_source(name, base_dir)
-    verbosity = hf_logging.get_verbosity()
+    verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
     hf_logging.set_verbosity_error()  # the "newly initialized classifier" notice is expected
     hf_logging.disable_progress_bar()
     try:
@@ -73,13 +73,17 @@ def load_base_model(name: str, base_dir: str | Path = BASE_DIR) -> nn.Module:
         raise _offline_hint(name, base_dir, err) from None
     finally:
         hf_logging.set_verbosity(verbosity)
-        hf_logging.enable_progress_bar()
+        if bars:
+            hf_logging.enable_progress_bar()
     return model.float()
 
 
 def set_model_dropout(model: nn.Module, p: float) -> int:
-    """Set every dropout of the model itself (embeddings, attention, hidden, classifier) to
-    ``p``, leaving LoRA's own dropout (``lora.dropout``) alone; returns how many were set."""
+    """Set the model's own dropout rates to ``p``; returns how many modules were set.
+
+    That is every ``nn.Dropout`` (embeddings, attention, hidden, classifier) except LoRA's
+    own, which ``lora.dropout`` sets.
+    """
     lora_dropouts = {id(m.dropout) for m in model.modules() if isinstance(m, LoRALinear)}
     own = [m for m in model.modules() if isinstance(m, nn.Dropout) and id(m) not in lora_dropouts]
     for module in own:

@@ -47,14 +47,20 @@ def _row(name: str, data: dict | None) -> dict | None:
 
 
 def experiment_rows(show: list[dict]) -> list[dict]:
-    """The baseline commit(s) and every experiment with metrics; the workspace is skipped."""
+    """Every experiment with metrics, and its baseline commit; the workspace is skipped.
+
+    The first commit listed (HEAD) always has a row; an older one (``--all-commits``) only
+    when experiments are based on it, so plain commits do not crowd the table.
+    """
     rows = []
-    for top in show:
-        if top.get("rev") == "workspace":
+    commits = [top for top in show if top.get("rev") != "workspace"]
+    for position, top in enumerate(commits):
+        experiments = top.get("experiments") or []
+        if position > 0 and not experiments:
             continue
         baseline = _row(top.get("name") or top["rev"][:7], top.get("data"))
         rows += [baseline] if baseline else []
-        for exp in top.get("experiments") or []:
+        for exp in experiments:
             for rev in exp.get("revs") or []:
                 row = _row(rev.get("name") or rev["rev"][:7], rev.get("data"))
                 rows += [row] if row else []

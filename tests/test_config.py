@@ -24,8 +24,16 @@ def test_config_defaults_load_and_are_frozen():
         params.lora.r = 8
 
 
+def test_config_code_defaults_equal_params_yaml():
+    # A library user building configs in code trains what `dvc repro` trains.
+    params, defaults = load_params(PARAMS), Params()
+    for section in ("data", "model", "lora", "train", "evaluate"):
+        assert getattr(params, section) == getattr(defaults, section), section
+
+
 @pytest.mark.parametrize(
-    ("text", "value"), [("5e-05", 5e-05), ("1e-4", 1e-4), ("2.5E+1", 25.0), ("0.002", 0.002)]
+    ("text", "value"),
+    [("5e-05", 5e-05), ("1e-4", 1e-4), ("2.5E+1", 25.0), (".5e-2", 0.005), ("0.002", 0.002)],
 )
 def test_config_reads_exponent_floats_as_dvc_writes_them(tmp_path, text, value):
     # `dvc exp run -S train.lr=0.00005` writes 5e-05; YAML 1.1 would make that a string.
@@ -35,11 +43,22 @@ def test_config_reads_exponent_floats_as_dvc_writes_them(tmp_path, text, value):
     assert lr == value and isinstance(lr, float)
 
 
-def test_config_still_reads_words_and_integers_as_before(tmp_path):
+def test_config_still_reads_words_integers_and_booleans_as_before(tmp_path):
+    text = PARAMS.read_text(encoding="utf-8")
     path = tmp_path / "params.yaml"
-    text = PARAMS.read_text(encoding="utf-8").replace("epochs: 3", "epochs: 1e")
-    path.write_text(text)
+    path.write_text(text.replace("batch_size: 32", "batch_size: 1_000"))
+    train = load_params(path).train
+    assert (train.batch_size, train.epochs, train.train_pooler) == (1000, 3, False)
+    assert type(train.batch_size) is int and type(train.epochs) is int
+    path.write_text(text.replace("epochs: 3", "epochs: 1e"))
     with pytest.raises(ConfigError, match=r"train.epochs = '1e' is not allowed"):
+        load_params(path)
+
+
+def test_config_refuses_an_infinite_number(tmp_path):
+    path = tmp_path / "params.yaml"
+    path.write_text(PARAMS.read_text(encoding="utf-8").replace("lr: 0.002", "lr: 1e400"))
+    with pytest.raises(ConfigError, match=r"train.lr = inf is not allowed: must be a number"):
         load_params(path)
 
 

@@ -22,6 +22,16 @@ def test_report_rows_take_baseline_and_experiments_not_workspace():
     ]
 
 
+def test_report_rows_skip_older_commits_without_experiments():
+    # `dvc exp show --all-commits`: HEAD, then older commits; only those with experiments count.
+    show = json.loads(FIXTURE.read_text())
+    head = show[1]
+    plain = {**head, "rev": "1" * 40, "name": None, "experiments": None}
+    based = {**head, "rev": "2" * 40, "name": "old"}
+    rows = experiment_rows([*show, plain, based])
+    assert sorted(r["name"] for r in rows) == ["head", "head", "main", "old", "r8", "r8"]
+
+
 def test_report_markdown_table_is_exact():
     rows = experiment_rows(json.loads(FIXTURE.read_text()))
     assert markdown_table(rows[:2]) == (

@@ -46,8 +46,9 @@ def write_tiny_model(folder: Path, seed: int = 0) -> Path:
     BertModel(tiny_config()).save_pretrained(folder)
     vocab = folder / "vocab.txt"
     vocab.write_text("\n".join(VOCAB) + "\n", encoding="utf-8")
-    # positional: transformers 4 calls it vocab_file, 5 calls it vocab
-    BertTokenizerFast(str(vocab), do_lower_case=True).save_pretrained(folder)
+    # positional: transformers 4 calls it vocab_file, 5 calls it vocab; model_max_length as
+    # the model's positions, so an over-long input warns as it would with a real tokenizer
+    BertTokenizerFast(str(vocab), do_lower_case=True, model_max_length=64).save_pretrained(folder)
     return folder
 
 
