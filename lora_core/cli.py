@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from lora_core.errors import guarded
@@ -30,7 +31,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 0
-    return guarded("lora-sst2: ", lambda: args.run(args))
+    try:
+        return guarded("lora-sst2: ", lambda: args.run(args))
+    except BrokenPipeError:  # `lora-sst2 info | head`: the reader left early, as it may
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no error at exit
+        return 0
 
 
 if __name__ == "__main__":
