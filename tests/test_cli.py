@@ -16,7 +16,6 @@ def test_cli_exits_quietly_when_its_reader_is_gone(tmp_path):
     proc = subprocess.run(
         [*command, "--png", str(tmp_path / "x.png")],
         stdout=write,
-        capture_output=False,
         stderr=subprocess.PIPE,
         text=True,
         cwd=Path(__file__).parents[1],
