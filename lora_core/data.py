@@ -13,7 +13,7 @@ import torch
 from safetensors.numpy import load_file, save_file
 
 from lora_core.errors import LoraSst2Error
-from lora_core.io import atomic_dir, atomic_write_text, quiet_hub
+from lora_core.io import atomic_write_text, quiet_hub
 
 RAW_FILES = {"train": "train.tsv", "dev": "dev.tsv"}
 SPLITS = ("train", "val", "test")
@@ -103,10 +103,11 @@ def ensure_raw(raw_dir: str | Path, source: str, config: str) -> dict[str, Path]
             f"downloaded ({first}); copy GLUE's SST-2 TSVs into {raw_dir}/ "
             "(README section 'Offline')"
         ) from None
-    with atomic_dir(raw_dir) as tmp:
-        for split, hub_split in (("train", "train"), ("dev", "validation")):
-            rows = hub[hub_split]
-            write_glue_tsv(tmp / RAW_FILES[split], Examples(rows["sentence"], rows["label"]))
+    # One file at a time, so nothing else the folder holds is touched; dev last, as the
+    # check above takes both files present to mean a complete mirror.
+    for split, hub_split in (("train", "train"), ("dev", "validation")):
+        rows = hub[hub_split]
+        write_glue_tsv(paths[split], Examples(rows["sentence"], rows["label"]))
     return paths
 
 

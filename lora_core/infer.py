@@ -14,7 +14,7 @@ from lora_core.config import EvaluateConfig, load_params
 from lora_core.data import tokenize
 from lora_core.errors import LoraSst2Error
 from lora_core.inject import count_parameters, merge_lora, unload_lora
-from lora_core.io import atomic_dir
+from lora_core.io import atomic_dir, check_replaceable
 from lora_core.loop import predict_logits, resolve_device, resolve_precision
 from lora_core.metrics import softmax
 from lora_core.model import LABELS, load_tokenizer
@@ -98,10 +98,44 @@ def run_predict(args: argparse.Namespace) -> int:
     return 0
 
 
-def export_merged(adapter_dir: str | Path, out: str | Path) -> Path:
+EXPORT_MARKER = "lora-sst2-export.json"  # marks a folder as ours to replace on a re-export
+PIPELINE_DIRS = ("data", "models", "metrics", ".dvc", ".git")
+
+
+def _project_root(start: Path) -> Path | None:
+    return next((p for p in (start, *start.parents) if (p / "dvc.yaml").exists()), None)
+
+
+def check_export_target(out: str | Path, adapter_dir: str | Path, force: bool) -> None:
+    """Refuse an export folder that would replace what the user or the pipeline owns.
+
+    Never the working directory or a folder above it, a project, the adapter's folder, or
+    (inside) the pipeline's own folders; a non-empty folder only when an earlier export of
+    ours left its marker there, or with ``force``.
+    """
+    target, root = Path(out).resolve(), _project_root(Path.cwd().resolve())
+    owned = [Path(adapter_dir).resolve()] + [root / d for d in PIPELINE_DIRS if root]
+    if any(target == p or p in target.parents for p in owned):
+        raise LoraSst2Error(
+            f"export --merged {out}: that is (inside) a folder the pipeline owns; "
+            "choose a new folder outside data/, models/ and metrics/, e.g. exported/"
+        )
+    check_replaceable(out)
+    if target.is_file() or Path(out).is_symlink():
+        raise LoraSst2Error(f"export --merged {out}: that is a file or a link, expected a folder")
+    ours = force or (target / EXPORT_MARKER).is_file()
+    if target.is_dir() and any(target.iterdir()) and not ours:
+        raise LoraSst2Error(
+            f"export --merged {out}: the folder is not empty and holds no earlier export; "
+            "choose a new folder, or add --force to replace it"
+        )
+
+
+def export_merged(adapter_dir: str | Path, out: str | Path, force: bool = False) -> Path:
     """A plain Hugging Face folder: merged weights, config with labels, tokenizer."""
     from transformers.utils import logging as hf_logging
 
+    check_export_target(out, adapter_dir, force)
     model, config = load_trained(adapter_dir)
     merge_lora(model)
     unload_lora(model)
@@ -112,6 +146,8 @@ def export_merged(adapter_dir: str | Path, out: str | Path) -> Path:
         with atomic_dir(out) as tmp:
             model.save_pretrained(tmp)
             tokenizer.save_pretrained(tmp)
+            marker = {"made_by": "lora-sst2 export --merged", "base_model": config["base_model"]}
+            (tmp / EXPORT_MARKER).write_text(json.dumps(marker, indent=2) + "\n", encoding="utf-8")
     finally:
         if bars:
             hf_logging.enable_progress_bar()
@@ -119,7 +155,7 @@ def export_merged(adapter_dir: str | Path, out: str | Path) -> Path:
 
 
 def run_export(args: argparse.Namespace) -> int:
-    out = export_merged(args.adapter, args.merged)
+    out = export_merged(args.adapter, args.merged, args.force)
     print(f"merged model written to {out}/ (load it with AutoModelForSequenceClassification)")
     return 0
 
@@ -162,6 +198,9 @@ def register(subparsers) -> None:
     e = subparsers.add_parser("export", help="write a merged, standalone Hugging Face model")
     e.add_argument("--merged", required=True, metavar="OUT", help="output folder")
     e.add_argument("--adapter", default="models")
+    e.add_argument(
+        "--force", action="store_true", help="replace OUT even if it holds files not ours"
+    )
     e.set_defaults(run=run_export)
 
     i = subparsers.add_parser("info", help="describe an adapter and its run's metrics")

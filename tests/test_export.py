@@ -1,0 +1,103 @@
+"""`lora-sst2 export --merged`: it never replaces what the user or the pipeline owns."""
+
+import hashlib
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from lora_core import cli
+from lora_core.infer import EXPORT_MARKER
+
+
+@pytest.fixture
+def project(built_project, tmp_path, monkeypatch):
+    """A private copy of the reproduced tiny project, as the working directory."""
+    copy = tmp_path / "project"
+    shutil.copytree(built_project, copy, symlinks=True)
+    monkeypatch.chdir(copy)
+    return copy
+
+
+def snapshot(root: Path) -> dict[str, str]:
+    """sha256 of every file under ``root`` (.git included), by relative path."""
+    return {
+        str(f.relative_to(root)): hashlib.sha256(f.read_bytes()).hexdigest()
+        for f in sorted(root.rglob("*"))
+        if f.is_file() and not f.is_symlink()
+    }
+
+
+def _export(capsys, *args):
+    code = cli.main(["export", "--merged", *args])
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+@pytest.mark.parametrize(
+    ("target", "message"),
+    [
+        (".", ". is the working directory or a folder above it: refusing to replace it"),
+        ("..", ".. is the working directory or a folder above it: refusing to replace it"),
+        ("models", "export --merged models: that is (inside) a folder the pipeline owns"),
+        ("data", "export --merged data: that is (inside) a folder the pipeline owns"),
+        ("metrics", "export --merged metrics: that is (inside) a folder the pipeline owns"),
+        ("models/merged", "export --merged models/merged: that is (inside) a folder the pipel"),
+        (".git", "export --merged .git: that is (inside) a folder the pipeline owns"),
+    ],
+)
+def test_export_refuses_project_and_pipeline_folders(project, capsys, target, message):
+    before = snapshot(project.parent)
+    code, out, err = _export(capsys, target)
+    assert code == 2 and out == ""
+    assert len(err.splitlines()) == 1 and err.startswith(f"lora-sst2: error: {message}")
+    assert snapshot(project.parent) == before
+
+
+def test_export_refuses_a_folder_with_user_files_unless_forced(project, capsys, tmp_path):
+    target = tmp_path / "mine"
+    target.mkdir()
+    (target / "notes.txt").write_text("my own notes\n")
+    code, _, err = _export(capsys, str(target))
+    assert code == 2
+    assert err == (
+        f"lora-sst2: error: export --merged {target}: the folder is not empty and holds no "
+        "earlier export; choose a new folder, or add --force to replace it\n"
+    )
+    assert [p.name for p in target.iterdir()] == ["notes.txt"]
+    assert (target / "notes.txt").read_text() == "my own notes\n"
+
+    assert _export(capsys, str(target), "--force")[0] == 0
+    assert not (target / "notes.txt").exists() and (target / "config.json").is_file()
+
+
+def test_export_refuses_a_file(project, capsys, tmp_path):
+    target = tmp_path / "model.bin"
+    target.write_bytes(b"user data")
+    code, _, err = _export(capsys, str(target), "--force")
+    assert code == 2 and "that is a file or a link, expected a folder" in err
+    assert target.read_bytes() == b"user data"
+
+
+def test_export_replaces_its_own_earlier_export(project, capsys, tmp_path):
+    target = tmp_path / "exported"
+    assert _export(capsys, str(target))[0] == 0
+    first = snapshot(target)
+    assert EXPORT_MARKER in first
+    assert _export(capsys, str(target))[0] == 0  # the marker says the folder is ours
+    assert snapshot(target) == first
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp left over
+
+
+def test_export_files_have_plain_write_modes(project, capsys, tmp_path):
+    plain_file, plain_dir = tmp_path / "plain.txt", tmp_path / "plain"
+    with open(plain_file, "w") as f:
+        f.write("x")
+    plain_dir.mkdir()
+    target = tmp_path / "exported"
+    assert _export(capsys, str(target))[0] == 0
+    modes = {p.name: os.stat(p).st_mode & 0o777 for p in target.iterdir()}
+    assert "model.safetensors" in modes  # safetensors itself writes 0600
+    assert modes == dict.fromkeys(modes, os.stat(plain_file).st_mode & 0o777)
+    assert os.stat(target).st_mode & 0o777 == os.stat(plain_dir).st_mode & 0o777
