@@ -10,15 +10,16 @@ import numpy as np
 import torch
 
 from lora_core.config import DataConfig, ModelConfig
-from lora_core.data import TokenizedSplit, read_glue_tsv, split_train_val, tokenize
-from lora_core.model import BASE_DIR, load_tokenizer
+from lora_core.data import read_glue_tsv, split_train_val
+from lora_core.pretrained import BASE_DIR, load_tokenizer
+from lora_core.tokens import TokenizedSplit, tokenize
 
 DEFAULT_MODEL = "models/base/sentence-transformers/all-MiniLM-L6-v2"
 RAW_DIR = Path("data/raw/sst2")
 
 
 def model_source(model: str, max_length: int = 128) -> tuple[ModelConfig, Path]:
-    """(ModelConfig, base_dir) for lora_core.model: a folder path or a hub id under models/base/."""
+    """(ModelConfig, base_dir): a folder path, or a hub id under models/base/."""
     if Path(model).is_dir():
         return ModelConfig(name=model, max_length=max_length), Path(".")  # "./<path>" is <path>
     return ModelConfig(name=model, max_length=max_length), BASE_DIR

@@ -1,7 +1,7 @@
 """Inference throughput: the merged-LoRA classifier vs the plain base model.
 
 After ``merge_lora`` each wrapped layer does one matmul, as the base layer does; what is
-left is the LoRALinear wrapper's call. Both models run ``lora_core.loop.predict_logits``
+left is the LoRALinear wrapper's call. Both models run ``lora_core.runtime.predict_logits``
 over the same tokenized examples (GLUE dev, 872) at the same precision: one untimed pass
 each, then A-B, B-A alternating over the rounds; each speed is the median over the rounds.
 The adapter is models/adapter.* when it fits the model, else LoRA with a random B (so the
@@ -27,8 +27,9 @@ from common import DEFAULT_MODEL, Timer, describe_machine, head, median, model_s
 from lora_core.adapter import CONFIG, WEIGHTS, load_trained, read_adapter
 from lora_core.config import LoraConfig
 from lora_core.inject import lora_layers, merge_lora
-from lora_core.loop import predict_logits, resolve_precision
-from lora_core.model import BASE_DIR, build_classifier, load_base_model, resolve_model_source
+from lora_core.model import build_classifier
+from lora_core.pretrained import BASE_DIR, load_base_model, resolve_model_source
+from lora_core.runtime import predict_logits, resolve_precision
 
 LORA = LoraConfig(r=4, alpha=16, dropout=0.1, targets=("query", "value"))
 
@@ -55,7 +56,7 @@ def lora_classifier(args, model_cfg, base_dir) -> tuple[nn.Module, str]:
     folder = Path(args.adapter)
     if (folder / WEIGHTS).exists() and (folder / CONFIG).exists():
         _, config = read_adapter(folder)
-        trained_on = Path(resolve_model_source(config["base_model"], BASE_DIR)).resolve()
+        trained_on = Path(resolve_model_source(config.base_model, BASE_DIR)).resolve()
         if trained_on == Path(resolve_model_source(model_cfg.name, base_dir)).resolve():
             model, _ = load_trained(folder)
             return model, f"adapter {folder}/{WEIGHTS}"

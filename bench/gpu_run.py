@@ -1,4 +1,4 @@
-"""GPU runs for issue 7: the train + evaluate stage logic, and a bert-base throughput sweep.
+"""GPU runs: the train + evaluate stage logic, and a bert-base throughput sweep.
 
     pipeline   train (as stages/train.py) and score test (as stages/evaluate.py: best epoch's
                adapter, merged) from data/tokenized; prints examples/s, peak memory, accuracy
@@ -6,9 +6,7 @@
                training examples/s and peak memory at each batch size, eager and compiled
 
 Needs torch, transformers, safetensors, scikit-learn and lora_core on the path (no datasets,
-dvc or network). The GPU machine gets at most 64 MiB of ignored files, so export the model
-first, here: ``python bench/gpu_run.py --export-bf16 bench/carry/all-MiniLM-L6-v2-bf16``
-(weights in bf16: about 45 MB). bench/gpu_run.sh runs both modes with device cuda, bf16.
+dvc or network). bench/gpu_run.sh runs both modes with device cuda, bf16.
 """
 
 from __future__ import annotations
@@ -16,7 +14,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import shutil
 import sys
 from pathlib import Path
 
@@ -25,20 +22,14 @@ import torch
 
 from common import DEFAULT_MODEL, Timer, head, model_source
 from lora_core.config import Params, load_params
-from lora_core.data import TokenizedSplit, load_tokenized
 from lora_core.errors import exit_on_user_error
 from lora_core.inject import inject_lora, load_lora_state_dict, mark_trainable, merge_lora
-from lora_core.loop import predict_logits, resolve_device, resolve_precision, train_model
+from lora_core.loop import train_model
 from lora_core.metrics import classification_metrics
-from lora_core.model import build_classifier, load_base_model
+from lora_core.model import classifier_for_training
+from lora_core.runtime import predict_logits, resolve_device, resolve_precision
+from lora_core.tokens import TokenizedSplit, load_tokenized, split_file
 
-CARRY_FILES = (
-    "config.json",
-    "tokenizer.json",
-    "tokenizer_config.json",
-    "special_tokens_map.json",
-    "vocab.txt",
-)
 SPLIT_NAMES = ("train", "val", "test")
 SYNTHETIC_EXAMPLES = 8192  # per timed configuration when --max-examples is not given
 
@@ -46,7 +37,6 @@ SYNTHETIC_EXAMPLES = 8192  # per timed configuration when --max-examples is not 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("mode", nargs="?", default="pipeline", choices=("pipeline", "synthetic"))
-    parser.add_argument("--export-bf16", metavar="DIR", help="write --model as bf16 and exit")
     parser.add_argument("--model", default=DEFAULT_MODEL, help="folder, or a hub id in models/base")
     parser.add_argument("--params", default="params.yaml")
     parser.add_argument("--tokenized", default="data/tokenized")
@@ -64,36 +54,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def export_bf16(source: Path, dest: Path) -> float:
-    """Copy the model folder with bf16 weights; returns the encoder output's relative error."""
-    from safetensors.torch import load_file, save_file
-
-    weights = source / "model.safetensors"
-    if not weights.exists():
-        raise SystemExit(f"error: {weights} not found (a safetensors checkpoint is needed)")
-    dest.mkdir(parents=True, exist_ok=True)
-    tensors = load_file(str(weights))
-    half = {k: v.to(torch.bfloat16) if v.is_floating_point() else v for k, v in tensors.items()}
-    save_file(half, str(dest / "model.safetensors"), metadata={"format": "pt"})
-    for name in CARRY_FILES:
-        if (source / name).exists():
-            shutil.copy2(source / name, dest / name)
-    probe = torch.tensor([[101, 2023, 3185, 2003, 2307, 999, 102]])  # (1, 7) token ids
-    hidden = []
-    for folder in (source, dest):
-        model = load_base_model(str(folder), ".").eval()
-        with torch.no_grad():
-            out = model(input_ids=probe, output_hidden_states=True)
-        hidden.append(out.hidden_states[-1])  # (1, 7, hidden): the encoder, not the random head
-    return float((hidden[0] - hidden[1]).norm() / hidden[0].norm())
-
-
 def cap(split: TokenizedSplit, n: int | None) -> TokenizedSplit:
     return split if n is None else head(split, n)
 
 
 def load_splits(folder: str, n: int | None) -> dict[str, TokenizedSplit]:
-    return {s: cap(load_tokenized(Path(folder) / f"{s}.safetensors"), n) for s in SPLIT_NAMES}
+    return {s: cap(load_tokenized(folder, s), n) for s in SPLIT_NAMES}
 
 
 def memory_note(device: torch.device) -> str:
@@ -114,15 +80,7 @@ def run_pipeline(args: argparse.Namespace, params: Params) -> dict:
     eval_precision = resolve_precision(args.eval_precision or params.evaluate.precision, device)
     splits = load_splits(args.tokenized, args.max_examples)
     model_cfg, base_dir = model_source(args.model, params.model.max_length)
-    model = build_classifier(
-        model_cfg,
-        params.lora,
-        cfg.mode,
-        cfg.train_pooler,
-        cfg.seed,
-        base_dir,
-        model_dropout=cfg.model_dropout,  # as stages/train.py
-    )
+    model = classifier_for_training(dataclasses.replace(params, model=model_cfg), base_dir)
     batch = params.evaluate.batch_size
     result = train_model(
         model, splits["train"], splits["val"], cfg, device, precision, batch, args.progress
@@ -179,8 +137,10 @@ def run_synthetic(args: argparse.Namespace, params: Params) -> dict:
     device = resolve_device(args.device)
     precision = resolve_precision(args.precision, device)
     n = args.max_examples or SYNTHETIC_EXAMPLES
-    path = Path(args.tokenized) / "train.safetensors"
-    train = head(load_tokenized(path), n) if path.exists() else synthetic_split(n, 0)
+    path = split_file(args.tokenized, "train")
+    train = (
+        head(load_tokenized(args.tokenized, "train"), n) if path.exists() else synthetic_split(n, 0)
+    )
     val = head(train, 64)  # train_model scores it after the epoch, untimed
     model = random_bert_base(params, params.train.seed)
     compile_modes = {"off": [False], "on": [True], "both": [False, True]}[args.compile]
@@ -219,13 +179,6 @@ def run_synthetic(args: argparse.Namespace, params: Params) -> dict:
 @exit_on_user_error
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    if args.export_bf16:
-        model_cfg, base_dir = model_source(args.model)
-        source = Path(base_dir) / model_cfg.name
-        diff = export_bf16(source, Path(args.export_bf16))
-        size = sum(f.stat().st_size for f in Path(args.export_bf16).iterdir()) / 2**20
-        print(f"wrote {args.export_bf16}/ ({size:.1f} MiB); encoder relative error {diff:.1e}")
-        return
     params = load_params(args.params)
     if torch.cuda.is_available():
         print(f"device: {torch.cuda.get_device_name()}; torch {torch.__version__}", flush=True)

@@ -1,18 +1,18 @@
 #!/usr/bin/env bash
-# Issue 7 on a lent GPU: the train + evaluate stage logic on MiniLM (bf16 weights carried),
-# then a random bert-base throughput sweep (batch 32 and 128, eager and torch.compile).
+# On a GPU: the train + evaluate stage logic on the model in models/base/ (after
+# `dvc repro tokenize`), then a random bert-base throughput sweep (batch 32 and 128, eager
+# and torch.compile).
 #
-#   once, here (CPU):  python bench/gpu_run.py --export-bf16 bench/carry/all-MiniLM-L6-v2-bf16
-#   on the GPU:        bench/gpu_run.sh                  carry: bench/carry, data/tokenized
+#   both modes:        bench/gpu_run.sh
 #   one mode only:     bench/gpu_run.sh pipeline --epochs 1   (or: synthetic --compile off)
 #   CPU smoke test:    bench/gpu_run.sh all --device cpu --max-examples 200 --epochs 1
 #
 # Extra arguments go to bench/gpu_run.py after the defaults below, so they override them.
-# Numbers are printed and written as JSON to $OUT (the device tool's folder) or /tmp/gpu_run.
+# Numbers are printed and written as JSON to $OUT, or /tmp/gpu_run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"  # lora_core without pip install
-MODEL=${MODEL:-bench/carry/all-MiniLM-L6-v2-bf16}
+MODEL=${MODEL:-models/base/sentence-transformers/all-MiniLM-L6-v2}
 DEST=${OUT:-/tmp/gpu_run}
 mode=all
 if [[ $# -gt 0 && $1 != -* ]]; then
@@ -25,7 +25,7 @@ python -c 'import torch, transformers; print("torch", torch.__version__, "transf
 transformers.__version__, "cuda", torch.version.cuda)'
 if [[ $mode == all || $mode == pipeline ]]; then
   if [[ ! -f $MODEL/model.safetensors ]]; then
-    echo "error: $MODEL/model.safetensors missing: run --export-bf16 here, carry bench/carry" >&2
+    echo "error: $MODEL/model.safetensors missing: fill the mirror (README, Offline)" >&2
     exit 2
   fi
   python bench/gpu_run.py pipeline --model "$MODEL" --device cuda --precision bf16 \

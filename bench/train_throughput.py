@@ -40,10 +40,12 @@ from common import (
     sst2_splits,
 )
 from lora_core.config import LoraConfig, ModelConfig, TrainConfig
-from lora_core.data import TokenizedSplit, bucket_batches, collate
 from lora_core.inject import count_parameters
-from lora_core.loop import accuracy, autocast, predict_logits, resolve_precision, train_model
-from lora_core.model import build_classifier, load_base_model, load_tokenizer
+from lora_core.loop import accuracy, train_model
+from lora_core.model import build_classifier
+from lora_core.pretrained import load_base_model, load_tokenizer
+from lora_core.runtime import autocast, predict_logits, resolve_precision
+from lora_core.tokens import TokenizedSplit, bucket_batches, collate
 
 WARMUP_STEPS = 2
 LABELS = {

@@ -1,25 +1,34 @@
-"""lora_core: a hand-written LoRA for BERT sentiment classification."""
+"""lora_core: a hand-written LoRA for BERT sentiment classification.
 
-from lora_core.errors import LoraSst2Error
-from lora_core.inject import (
-    count_parameters,
-    inject_lora,
-    load_lora_state_dict,
-    lora_state_dict,
-    mark_trainable,
-    merge_lora,
-    unmerge_lora,
-)
-from lora_core.layer import LoRALinear
+The public verbs are re-exported lazily (PEP 562): ``import lora_core.data`` loads no LoRA
+code, so a DVC stage depends only on the modules it really imports.
+"""
 
-__all__ = [
-    "LoRALinear",
-    "LoraSst2Error",
-    "count_parameters",
-    "inject_lora",
-    "load_lora_state_dict",
-    "lora_state_dict",
-    "mark_trainable",
-    "merge_lora",
-    "unmerge_lora",
-]
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "LoRALinear": "lora_core.layer",
+    "LoraSst2Error": "lora_core.errors",
+    "count_parameters": "lora_core.inject",
+    "inject_lora": "lora_core.inject",
+    "load_lora_state_dict": "lora_core.inject",
+    "lora_state_dict": "lora_core.inject",
+    "mark_trainable": "lora_core.inject",
+    "merge_lora": "lora_core.inject",
+    "unmerge_lora": "lora_core.inject",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'lora_core' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_EXPORTS])

@@ -2,85 +2,142 @@
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict
+import dataclasses
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from lora_core.config import LoraConfig, ModelConfig
-from lora_core.errors import LoraSst2Error
+from lora_core.config import LoraConfig, ModelConfig, Params, build
+from lora_core.errors import ConfigError, LoraSst2Error, check_keys, errors_from
+from lora_core.files import json_text, read_json
 from lora_core.inject import load_lora_state_dict
-from lora_core.io import atomic_path, write_json
-from lora_core.model import BASE_DIR, LABELS, build_classifier
+from lora_core.model import build_classifier
+from lora_core.pretrained import BASE_DIR, LABELS
 
 WEIGHTS, CONFIG = "adapter.safetensors", "adapter.json"
 FORMAT = 1
 
 
-def adapter_config(model_cfg: ModelConfig, lora_cfg: LoraConfig, mode: str, pooler: bool) -> dict:
-    """What loading needs to rebuild the model the adapter was trained on."""
-    return {
-        "format": FORMAT,
-        "base_model": model_cfg.name,
-        "max_length": model_cfg.max_length,
-        "mode": mode,
-        "train_pooler": pooler,
-        "labels": list(LABELS),
-        "lora": {**asdict(lora_cfg), "targets": _targets(lora_cfg.targets)},
-    }
+@dataclass(frozen=True)
+class AdapterConfig:
+    """What loading needs to rebuild the model an adapter was trained on (``adapter.json``)."""
+
+    base_model: str
+    max_length: int
+    mode: str
+    train_pooler: bool
+    lora: LoraConfig
+    labels: tuple[str, ...] = LABELS
+    format: int = FORMAT
+
+    @classmethod
+    def from_params(cls, params: Params) -> AdapterConfig:
+        """The config of an adapter trained with ``params``."""
+        m, t = params.model, params.train
+        return cls(m.name, m.max_length, t.mode, t.train_pooler, params.lora)
+
+    @classmethod
+    def from_json(cls, raw: Any, source: str) -> AdapterConfig:
+        """Validate a parsed adapter.json like params.yaml; errors start with ``source``."""
+        names = [f.name for f in dataclasses.fields(cls)]
+        with errors_from(source):
+            check_keys(raw, names, names, "key", "keys")
+            labels = raw["labels"]
+            labels = tuple(labels) if isinstance(labels, list) else labels
+            config = cls(
+                **{**raw, "lora": build(LoraConfig, "lora", raw["lora"]), "labels": labels}
+            )
+            config.check()
+        return config
+
+    def check(self) -> None:
+        """Every value a loader relies on, each error naming its key and what is allowed."""
+        rules = [
+            ("format", self.format == FORMAT, f"this version reads format {FORMAT}"),
+            (
+                "base_model",
+                isinstance(self.base_model, str) and bool(self.base_model),
+                "a model id",
+            ),
+            ("max_length", _is_int(self.max_length) and self.max_length >= 2, "an integer >= 2"),
+            ("mode", self.mode in ("lora", "head", "full"), "use lora, head or full"),
+            ("train_pooler", isinstance(self.train_pooler, bool), "must be true or false"),
+            ("labels", self.labels == LABELS, f"must be {list(LABELS)}"),
+        ]
+        for key, ok, allowed in rules:
+            if not ok:
+                raise ConfigError(f"{key} = {getattr(self, key)!r} is not allowed: {allowed}")
+
+    def to_json(self) -> dict:
+        """The adapter.json mapping (key order as written since format 1)."""
+        lora = dataclasses.asdict(self.lora)
+        targets = lora["targets"]
+        return {
+            "format": self.format,
+            "base_model": self.base_model,
+            "max_length": self.max_length,
+            "mode": self.mode,
+            "train_pooler": self.train_pooler,
+            "labels": list(self.labels),
+            "lora": {**lora, "targets": targets if isinstance(targets, str) else list(targets)},
+        }
+
+    def model_config(self) -> ModelConfig:
+        return ModelConfig(name=self.base_model, max_length=self.max_length)
 
 
-def _targets(targets):
-    return targets if isinstance(targets, str) else list(targets)
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
-def save_adapter(folder: str | Path, state: dict[str, torch.Tensor], config: dict) -> None:
-    """Write ``adapter.safetensors`` and ``adapter.json`` atomically (tensors first)."""
-    folder = Path(folder)
+def write_adapter(
+    weights: Path, config_path: Path, state: dict[str, torch.Tensor], config: AdapterConfig
+) -> None:
+    """Write the adapter's tensors and config to these two (temporary) paths."""
     tensors = {k: v.detach().cpu().contiguous() for k, v in sorted(state.items())}
-    with atomic_path(folder / WEIGHTS) as tmp:
-        save_file(tensors, str(tmp), metadata={"base_model": config["base_model"]})
-    write_json(folder / CONFIG, config)
+    save_file(tensors, str(weights), metadata={"base_model": config.base_model})
+    config_path.write_text(json_text(config.to_json()), encoding="utf-8")
 
 
-def read_adapter(folder: str | Path) -> tuple[dict[str, torch.Tensor], dict]:
-    """The adapter's tensors and config, with clear errors when absent or damaged."""
+def read_adapter(folder: str | Path) -> tuple[dict[str, torch.Tensor], AdapterConfig]:
+    """The adapter's tensors and validated config, with clear errors when absent or damaged."""
     folder = Path(folder)
     weights, config_path = folder / WEIGHTS, folder / CONFIG
-    if not weights.exists() or not config_path.exists():
+    if not weights.is_file() or not config_path.is_file():
         raise LoraSst2Error(
             f"no adapter in {folder}/ ({WEIGHTS} and {CONFIG}): run `dvc repro` to train one"
         )
-    try:
-        config = json.loads(config_path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise LoraSst2Error(f"{config_path} is not valid JSON: {err}") from None
+    config = AdapterConfig.from_json(read_json(config_path), str(config_path))
     try:
         state = load_file(str(weights))
     except (SafetensorError, OSError) as err:
         raise LoraSst2Error(f"{weights} is not a readable safetensors file: {err}") from None
+    bad = sorted(k for k, v in state.items() if v.is_floating_point() and not v.isfinite().all())
+    if bad:
+        raise LoraSst2Error(f"{weights} holds NaN or inf values (in {bad[0]}): retrain it")
     return state, config
 
 
 def load_trained(
     folder: str | Path, base_dir: str | Path = BASE_DIR, expect_base: str | None = None
-) -> tuple[nn.Module, dict]:
+) -> tuple[nn.Module, AdapterConfig]:
     """Base model + the adapter in ``folder``; ``expect_base`` checks the base model id."""
     state, config = read_adapter(folder)
-    base = config.get("base_model")
-    if expect_base is not None and base != expect_base:
+    if expect_base is not None and config.base_model != expect_base:
         raise LoraSst2Error(
-            f"the adapter in {folder}/ was trained on {base!r}, not {expect_base!r}: "
-            "re-run `dvc repro` or set model.name to match"
+            f"the adapter in {folder}/ was trained on {config.base_model!r}, not "
+            f"{expect_base!r}: re-run `dvc repro` or set model.name to match"
         )
-    lora_cfg = LoraConfig(**config["lora"])
-    model_cfg = ModelConfig(name=base, max_length=config["max_length"])
     model = build_classifier(
-        model_cfg, lora_cfg, config["mode"], config["train_pooler"], base_dir=base_dir
+        config.model_config(), config.lora, config.mode, config.train_pooler, base_dir=base_dir
     )
-    load_lora_state_dict(model, state)
+    try:
+        load_lora_state_dict(model, state)
+    except LoraSst2Error as err:
+        raise LoraSst2Error(f"{folder / WEIGHTS}: {err}") from None
     return model, config

@@ -3,62 +3,22 @@
 from __future__ import annotations
 
 import dataclasses
-import math
 import re
-import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
+from lora_core.errors import ConfigError, check_keys, describe_type, errors_from, fail, type_ok
+from lora_core.files import load_yaml
 
-from lora_core.errors import LoraSst2Error
-
-
-class ConfigError(LoraSst2Error):
-    """A params.yaml value that is missing, mistyped or out of range."""
-
-
-def _fail(section: str, key: str, value: Any, allowed: str) -> None:
-    raise ConfigError(f"params.yaml: {section}.{key} = {value!r} is not allowed: {allowed}")
-
-
-def _type_ok(value: Any, hint: Any) -> bool:
-    origin = typing.get_origin(hint)
-    if origin in (typing.Union, types.UnionType):
-        return any(_type_ok(value, arg) for arg in typing.get_args(hint))
-    if hint is type(None):
-        return value is None
-    if hint is bool:
-        return isinstance(value, bool)
-    if hint is int:
-        return isinstance(value, int) and not isinstance(value, bool)
-    if hint is float:  # finite: YAML reads 1e400 as inf
-        number = isinstance(value, int | float) and not isinstance(value, bool)
-        return number and math.isfinite(value)
-    if origin is tuple:
-        return isinstance(value, list | tuple) and all(isinstance(v, str) for v in value)
-    if origin is dict:
-        return isinstance(value, dict) and all(
-            isinstance(k, str) and _type_ok(v, float) for k, v in value.items()
-        )
-    return isinstance(value, hint)
-
-
-_TYPE_NAMES = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}
-
-
-def _describe(hint: Any) -> str:
-    if typing.get_origin(hint) in (typing.Union, types.UnionType):
-        return " or ".join(_describe(a) for a in typing.get_args(hint))
-    if hint is type(None):
-        return "null"
-    if typing.get_origin(hint) is tuple:
-        return "a list of strings"
-    if typing.get_origin(hint) is dict:
-        return "a mapping of metric names to numbers"
-    return _TYPE_NAMES.get(hint, getattr(hint, "__name__", str(hint)))
+# Upper bounds, so that a typo (batch_size: 1000000000) is refused at once instead of
+# exhausting memory mid-run. Sizes past them do not fit a BERT step in memory anyway.
+MAX_BATCH = 4096
+MAX_EPOCHS = 1000
+MAX_LENGTH = 8192
+MAX_RANK = 1024
+BATCH_RANGE = f"must be an integer from 1 to {MAX_BATCH}"
 
 
 class _Section:
@@ -70,8 +30,8 @@ class _Section:
         hints = typing.get_type_hints(type(self))
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
-            if not _type_ok(value, hints[f.name]):
-                _fail(self.SECTION, f.name, value, f"must be {_describe(hints[f.name])}")
+            if not type_ok(value, hints[f.name]):
+                fail(self.SECTION, f.name, value, f"must be {describe_type(hints[f.name])}")
             if isinstance(value, list):
                 object.__setattr__(self, f.name, tuple(value))
             elif type(value) is int and float in (hints[f.name], *typing.get_args(hints[f.name])):
@@ -83,7 +43,7 @@ class _Section:
 
     def require(self, key: str, ok: bool, allowed: str) -> None:
         if not ok:
-            _fail(self.SECTION, key, getattr(self, key), allowed)
+            fail(self.SECTION, key, getattr(self, key), allowed)
 
 
 @dataclass(frozen=True)
@@ -109,7 +69,8 @@ class ModelConfig(_Section):
 
     def check(self) -> None:
         self.require("name", bool(self.name.strip()), "must be a hub id or a folder name")
-        self.require("max_length", self.max_length >= 2, "must be >= 2")
+        ok = 2 <= self.max_length <= MAX_LENGTH
+        self.require("max_length", ok, f"must be an integer from 2 to {MAX_LENGTH}")
 
 
 @dataclass(frozen=True)
@@ -122,10 +83,15 @@ class LoraConfig(_Section):
     rslora: bool = False
 
     def check(self) -> None:
-        self.require("r", self.r >= 1, "must be an integer >= 1")
+        self.require("r", 1 <= self.r <= MAX_RANK, f"must be an integer from 1 to {MAX_RANK}")
         self.require("alpha", self.alpha > 0, "must be > 0")
         self.require("dropout", 0 <= self.dropout < 1, "must be >= 0 and < 1")
         self.require("targets", len(self.targets) > 0, "must name at least one module")
+        if isinstance(self.targets, str):
+            try:
+                re.compile(self.targets)
+            except re.error as err:
+                self.require("targets", False, f"a string is a regex, and this one is not ({err})")
 
 
 @dataclass(frozen=True)
@@ -148,8 +114,8 @@ class TrainConfig(_Section):
 
     def check(self) -> None:
         self.require("mode", self.mode in ("lora", "head", "full"), "use lora, head or full")
-        self.require("epochs", self.epochs >= 1, "must be an integer >= 1")
-        self.require("batch_size", self.batch_size >= 1, "must be an integer >= 1")
+        self.require("epochs", 1 <= self.epochs <= MAX_EPOCHS, f"must be from 1 to {MAX_EPOCHS}")
+        self.require("batch_size", 1 <= self.batch_size <= MAX_BATCH, BATCH_RANGE)
         self.require("lr", self.lr > 0, "must be > 0")
         self.require("weight_decay", self.weight_decay >= 0, "must be >= 0")
         self.require("warmup_ratio", 0 <= self.warmup_ratio < 1, "must be >= 0 and < 1")
@@ -158,7 +124,7 @@ class TrainConfig(_Section):
         self.require("model_dropout", p is None or 0 <= p < 1, "must be null or >= 0 and < 1")
         self.require("device", self.device in DEVICES, f"use one of {', '.join(DEVICES)}")
         self.require("precision", self.precision in PRECISIONS, f"use {', '.join(PRECISIONS)}")
-        self.require("bucket_chunk", self.bucket_chunk >= 1, "must be an integer >= 1")
+        self.require("bucket_chunk", 1 <= self.bucket_chunk <= MAX_BATCH, BATCH_RANGE)
 
 
 @dataclass(frozen=True)
@@ -168,7 +134,7 @@ class EvaluateConfig(_Section):
     precision: str = "fp32"
 
     def check(self) -> None:
-        self.require("batch_size", self.batch_size >= 1, "must be an integer >= 1")
+        self.require("batch_size", 1 <= self.batch_size <= MAX_BATCH, BATCH_RANGE)
         self.require("precision", self.precision in PRECISIONS, f"use {', '.join(PRECISIONS)}")
 
 
@@ -208,60 +174,29 @@ class Params:
     gate: GateConfig = field(default_factory=GateConfig)
 
     @classmethod
-    def from_dict(cls, raw: Any) -> Params:
-        """Build and validate from the parsed YAML mapping."""
-        if not isinstance(raw, dict):
-            raise ConfigError(f"params.yaml: expected a mapping of sections, got {raw!r}")
-        for name in raw:
-            if name not in SECTIONS:
-                raise ConfigError(
-                    f"params.yaml: unknown section {name!r}; allowed: {', '.join(SECTIONS)}"
-                )
-        missing = [name for name in SECTIONS if name not in raw]
-        if missing:
-            raise ConfigError(f"params.yaml: missing section {missing[0]!r}")
-        return cls(**{name: _build(kind, name, raw[name]) for name, kind in SECTIONS.items()})
+    def from_dict(cls, raw: Any, source: str = "params.yaml") -> Params:
+        """Build and validate from the parsed YAML mapping; errors start with ``source``."""
+        with errors_from(source):
+            check_keys(raw, SECTIONS, SECTIONS, "section", "sections")
+            return cls(**{name: build(kind, name, raw[name]) for name, kind in SECTIONS.items()})
 
 
-def _build(kind: type[_Section], name: str, raw: Any) -> _Section:
+def build(kind: type[_Section], name: str, raw: Any) -> _Section:
+    """One section from its raw mapping: unknown keys and bad values name ``name.key``."""
     if not isinstance(raw, dict):
-        raise ConfigError(f"params.yaml: section {name!r} must be a mapping, got {raw!r}")
+        raise ConfigError(f"section {name!r} must be a mapping, got {raw!r}")
     allowed = [f.name for f in dataclasses.fields(kind)]
     for key in raw:
         if key not in allowed:
-            raise ConfigError(
-                f"params.yaml: unknown key {name}.{key}; allowed: {', '.join(sorted(allowed))}"
-            )
+            raise ConfigError(f"unknown key {name}.{key}; allowed: {', '.join(sorted(allowed))}")
     return kind(**raw)
-
-
-class _Loader(yaml.SafeLoader):
-    """SafeLoader that also reads ``1e-4`` and ``5e-05`` as floats, as YAML 1.2 (and DVC) do.
-
-    PyYAML follows YAML 1.1, where a float needs a dot; ``dvc exp run -S train.lr=0.00005``
-    writes ``5e-05``, which would otherwise arrive as a string.
-    """
-
-
-_Loader.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$"),
-    list("-+0123456789"),
-)
-
-
-def load_yaml(path: str | Path) -> Any:
-    """Parse a YAML file the way DVC does: ``1e-4`` is a float (YAML 1.2), not a string."""
-    return yaml.load(Path(path).read_text(encoding="utf-8"), Loader=_Loader)
 
 
 def load_params(path: str | Path = "params.yaml") -> Params:
     """Read and validate params.yaml."""
     path = Path(path)
-    try:
-        raw = load_yaml(path)
-    except FileNotFoundError:
-        raise ConfigError(f"params file not found: {path}") from None
-    except yaml.YAMLError as err:
-        raise ConfigError(f"{path}: not valid YAML: {str(err).splitlines()[0]}") from None
-    return Params.from_dict(raw)
+    if path.is_dir():
+        raise ConfigError(f"{path} is a folder, expected the params file")
+    if not path.is_file():
+        raise ConfigError(f"params file not found: {path}")
+    return Params.from_dict(load_yaml(path), source=str(path))

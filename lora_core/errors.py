@@ -1,9 +1,16 @@
-"""The one exception type users see: a problem they can fix, said in one line."""
+"""The one exception type users see (a problem they can fix, said in one line), the checks
+that name a bad value, and the boundary every stage and command runs inside."""
 
+import errno
 import functools
+import math
 import signal
 import sys
-from collections.abc import Callable
+import types
+import typing
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
 
 
 class LoraSst2Error(Exception):
@@ -14,6 +21,75 @@ class LoraSst2Error(Exception):
     """
 
 
+class ConfigError(LoraSst2Error):
+    """A params.yaml (or adapter.json) value that is missing, mistyped or out of range."""
+
+
+def fail(section: str, key: str, value: Any, allowed: str) -> None:
+    """Refuse ``section.key = value``, saying what is allowed."""
+    raise ConfigError(f"{section}.{key} = {value!r} is not allowed: {allowed}")
+
+
+def type_ok(value: Any, hint: Any) -> bool:
+    """Whether a parsed YAML/JSON value fits a dataclass field's annotation."""
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        return any(type_ok(value, arg) for arg in typing.get_args(hint))
+    if hint is type(None):
+        return value is None
+    if hint is bool:
+        return isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if hint is float:  # finite: YAML reads 1e400 as inf
+        number = isinstance(value, int | float) and not isinstance(value, bool)
+        return number and math.isfinite(value)
+    if origin is tuple:
+        return isinstance(value, list | tuple) and all(isinstance(v, str) for v in value)
+    if origin is dict:
+        return isinstance(value, dict) and all(
+            isinstance(k, str) and type_ok(v, float) for k, v in value.items()
+        )
+    return isinstance(value, hint)
+
+
+_TYPE_NAMES = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}
+
+
+def describe_type(hint: Any) -> str:
+    """An annotation in words, for "must be ..." messages."""
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        return " or ".join(describe_type(a) for a in typing.get_args(hint))
+    if hint is type(None):
+        return "null"
+    if typing.get_origin(hint) is tuple:
+        return "a list of strings"
+    if typing.get_origin(hint) is dict:
+        return "a mapping of metric names to numbers"
+    return _TYPE_NAMES.get(hint, getattr(hint, "__name__", str(hint)))
+
+
+@contextmanager
+def errors_from(source: str) -> Iterator[None]:
+    """Prefix every ConfigError raised inside with the file it is about."""
+    try:
+        yield
+    except ConfigError as err:
+        raise ConfigError(f"{source}: {err}") from None
+
+
+def check_keys(raw: Any, allowed, required, what: str, kind: str) -> None:
+    """``raw`` must be a mapping with every ``required`` key and no key outside ``allowed``."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"expected a mapping of {kind}, got {raw!r}")
+    for key in raw:
+        if key not in allowed:
+            raise ConfigError(f"unknown {what} {key!r}; allowed: {', '.join(allowed)}")
+    missing = [key for key in required if key not in raw]
+    if missing:
+        raise ConfigError(f"missing {what} {missing[0]!r}")
+
+
 class Terminated(BaseException):
     """SIGTERM, raised like KeyboardInterrupt so that every ``finally`` cleans up."""
 
@@ -22,8 +98,27 @@ def _terminate(signum, frame) -> None:
     raise Terminated()
 
 
+_OS_HINTS = {
+    errno.EACCES: "make it readable and writable for this user, or choose another path",
+    errno.EPERM: "make it readable and writable for this user, or choose another path",
+    errno.EROFS: "the file system is read-only: choose another path",
+    errno.ENOSPC: "the disk is full: free some space",
+    errno.ENOENT: "check that the path exists",
+    errno.EISDIR: "a folder stands where a file is expected: move it away",
+    errno.ENOTDIR: "a file stands where a folder is expected: move it away",
+}
+
+
+def os_error_line(err: OSError) -> str:
+    """One line for a failed read or write: the file, the reason, what to do."""
+    name = f" {err.filename}" if err.filename else ""
+    hint = _OS_HINTS.get(err.errno or 0, "check the path and its permissions")
+    return f"cannot use{name}: {err.strerror or err} -- {hint}"
+
+
 def guarded(prefix: str, run: Callable[[], int | None]) -> int:
-    """Run ``run``: a user error prints one line and gives 2; SIGINT 130, SIGTERM 143.
+    """Run ``run``: a user error or a failed file access prints one line and gives 2;
+    SIGINT 130, SIGTERM 143. Anything else is a bug and keeps its traceback.
 
     Outputs are written to temporary names and renamed at the end, so an error or a signal
     leaves the earlier outputs exactly as they were.
@@ -33,6 +128,11 @@ def guarded(prefix: str, run: Callable[[], int | None]) -> int:
         return run() or 0
     except LoraSst2Error as err:
         print(f"{prefix}error: {err}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:  # a reader that left early is the caller's to handle
+        raise
+    except OSError as err:
+        print(f"{prefix}error: {os_error_line(err)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"{prefix}error: interrupted; earlier outputs are unchanged", file=sys.stderr)

@@ -1,8 +1,7 @@
-"""Train and evaluate loops: devices, precision, batches in, numbers out; no file I/O."""
+"""The training loop: batches in, trained tensors and numbers out; no file I/O."""
 
 from __future__ import annotations
 
-import contextlib
 import math
 import resource
 import time
@@ -15,83 +14,12 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from lora_core.config import TrainConfig
-from lora_core.data import (
-    TokenizedSplit,
-    bucket_batches,
-    collate,
-    count_bucket_batches,
-    sorted_batches,
-)
 from lora_core.errors import LoraSst2Error
 from lora_core.inject import lora_state_dict
+from lora_core.runtime import autocast, predict_logits, to_device
+from lora_core.tokens import TokenizedSplit, bucket_batches, collate, count_bucket_batches
 
 LOG_EVERY = 20  # steps between loss readings: one host sync per window, not per step
-
-
-def resolve_device(name: str) -> torch.device:
-    """``auto`` is CUDA when available, else CPU; ``cuda`` without a GPU is an error."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise LoraSst2Error("train.device = 'cuda' but no CUDA GPU is visible: use auto or cpu")
-    return torch.device(name)
-
-
-def cpu_supports_bf16() -> bool:
-    """True when this CPU has native bf16 matrix math (AVX512-BF16 or AMX)."""
-    return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-
-
-def resolve_precision(name: str, device: torch.device) -> str:
-    """Pick ``fp32``, ``bf16`` or ``fp16``; ``auto`` takes the fastest the device supports."""
-    if device.type == "cuda":
-        bf16 = torch.cuda.is_bf16_supported()
-        if name == "auto":
-            return "bf16" if bf16 else "fp16"
-        if name == "bf16" and not bf16:
-            raise LoraSst2Error("precision = 'bf16' but this GPU has no bf16: use fp16 or auto")
-        return name
-    if name == "fp16":
-        raise LoraSst2Error("precision = 'fp16' needs a CUDA GPU: on CPU use bf16, fp32 or auto")
-    if name == "auto":
-        return "bf16" if cpu_supports_bf16() else "fp32"
-    return name
-
-
-def autocast(precision: str, device: torch.device):
-    """Autocast context for ``precision``; weights, LoRA and optimizer state stay float32."""
-    if precision == "fp32":
-        return contextlib.nullcontext()
-    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
-    return torch.autocast(device_type=device.type, dtype=dtype)
-
-
-def to_device(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
-    if device.type != "cuda":
-        return batch
-    return {k: v.pin_memory().to(device, non_blocking=True) for k, v in batch.items()}
-
-
-@torch.inference_mode()
-def predict_logits(
-    model: nn.Module,
-    split: TokenizedSplit,
-    batch_size: int,
-    device: torch.device,
-    precision: str,
-) -> np.ndarray:
-    """Float32 logits (n, num_labels) in the split's order, batched by length."""
-    model.eval()
-    out: np.ndarray | None = None
-    for indices in sorted_batches(split.lengths, batch_size):
-        batch = to_device(collate(split, indices), device)
-        with autocast(precision, device):
-            logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
-        logits = logits.logits.float().cpu().numpy()
-        if out is None:
-            out = np.empty((len(split), logits.shape[1]), dtype=np.float32)
-        out[indices] = logits
-    return out
 
 
 def accuracy(logits: np.ndarray, labels: np.ndarray) -> float:
@@ -149,6 +77,104 @@ def _peak_memory_mb(device: torch.device) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
 
 
+@dataclass
+class _Step:
+    """What one optimizer step needs besides the batch."""
+
+    model: nn.Module
+    forward: nn.Module  # the model, or its torch.compile'd wrapper
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    scaler: torch.amp.GradScaler
+    trainable: list[nn.Parameter]
+    device: torch.device
+    precision: str
+    max_grad_norm: float
+
+    def __call__(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Forward, backward, clip, step; the loss stays on the device (no host sync)."""
+        batch = to_device(batch, self.device)
+        with autocast(self.precision, self.device):
+            out = self.forward(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
+        loss = F.cross_entropy(out.logits.float(), batch["labels"])
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        self.scaler.unscale_(self.optimizer)
+        torch.nn.utils.clip_grad_norm_(self.trainable, self.max_grad_norm)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.scheduler.step()
+        return loss.detach()
+
+
+def _make_step(model, cfg: TrainConfig, device, precision: str, steps_per_epoch: int) -> _Step:
+    optimizer = _optimizer(model, cfg, device)
+    return _Step(
+        model=model,
+        forward=torch.compile(model, dynamic=True) if cfg.compile else model,
+        optimizer=optimizer,
+        scheduler=_schedule(optimizer, cfg.epochs * steps_per_epoch, cfg.warmup_ratio),
+        scaler=torch.amp.GradScaler(device.type, enabled=precision == "fp16"),
+        trainable=[p for p in model.parameters() if p.requires_grad],
+        device=device,
+        precision=precision,
+        max_grad_norm=cfg.max_grad_norm,
+    )
+
+
+def _train_epoch(
+    step: _Step,
+    train: TokenizedSplit,
+    cfg: TrainConfig,
+    epoch: int,
+    steps_per_epoch: int,
+    result: TrainResult,
+    progress: bool,
+) -> None:
+    """One pass over the bucketed batches; logs a loss mean every LOG_EVERY steps."""
+    step.model.train()
+    batches = bucket_batches(train.lengths, cfg.batch_size, cfg.bucket_chunk, cfg.seed, epoch)
+    bar = tqdm(batches, desc=f"epoch {epoch}/{cfg.epochs}", disable=not progress, mininterval=1)
+    window: list[torch.Tensor] = []
+    done = (epoch - 1) * steps_per_epoch
+    start = time.perf_counter()
+    for indices in bar:
+        window.append(step(collate(train, indices)))
+        done += 1
+        result.examples += len(indices)
+        if len(window) == LOG_EVERY or done % steps_per_epoch == 0:
+            values = _check_finite(window, done - len(window) + 1, cfg.lr)
+            mean = sum(values) / len(values)
+            lr = step.scheduler.get_last_lr()[0]
+            result.curve.append({"step": done, "epoch": epoch, "loss": mean, "lr": lr})
+            bar.set_postfix(loss=f"{mean:.4f}", refresh=False)
+            window = []
+    if step.device.type == "cuda":
+        torch.cuda.synchronize(step.device)
+    result.train_seconds += time.perf_counter() - start
+    result.epoch_end_steps.append(done)
+
+
+def _validate(
+    model,
+    val: TokenizedSplit,
+    eval_batch_size: int,
+    step: _Step,
+    result,
+    epoch: int,
+    progress: bool,
+) -> None:
+    """Score val after an epoch; keep the trainable tensors when it is the best so far."""
+    logits = predict_logits(model, val, eval_batch_size, step.device, step.precision)
+    result.val_accuracy.append(accuracy(logits, val.labels))
+    if progress:
+        speed = result.examples / result.train_seconds
+        tqdm.write(f"epoch {epoch}: val accuracy {result.val_accuracy[-1]:.4f}, {speed:.0f} ex/s")
+    if result.val_accuracy[-1] > max(result.val_accuracy[:-1], default=-1.0):
+        result.best_epoch = epoch
+        result.best_state = {k: v.detach().cpu().clone() for k, v in lora_state_dict(model).items()}
+
+
 def train_model(
     model: nn.Module,
     train: TokenizedSplit,
@@ -162,58 +188,13 @@ def train_model(
     """Train the model's trainable parameters; keep the best epoch by validation accuracy."""
     model.to(device)
     torch.manual_seed(cfg.seed)  # dropout
-    step_fn = torch.compile(model, dynamic=True) if cfg.compile else model
-    optimizer = _optimizer(model, cfg, device)
     steps_per_epoch = count_bucket_batches(len(train), cfg.batch_size, cfg.bucket_chunk)
-    scheduler = _schedule(optimizer, cfg.epochs * steps_per_epoch, cfg.warmup_ratio)
-    scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
-    trainable = [p for p in model.parameters() if p.requires_grad]
-    result, step = TrainResult(), 0
+    step = _make_step(model, cfg, device, precision, steps_per_epoch)
+    result = TrainResult()
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     for epoch in range(1, cfg.epochs + 1):
-        model.train()
-        batches = bucket_batches(train.lengths, cfg.batch_size, cfg.bucket_chunk, cfg.seed, epoch)
-        bar = tqdm(batches, desc=f"epoch {epoch}/{cfg.epochs}", disable=not progress, mininterval=1)
-        window: list[torch.Tensor] = []
-        start = time.perf_counter()
-        for indices in bar:
-            batch = to_device(collate(train, indices), device)
-            with autocast(precision, device):
-                out = step_fn(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
-            loss = F.cross_entropy(out.logits.float(), batch["labels"])
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            scaler.unscale_(optimizer)
-            torch.nn.utils.clip_grad_norm_(trainable, cfg.max_grad_norm)
-            scaler.step(optimizer)
-            scaler.update()
-            scheduler.step()
-            step += 1
-            result.examples += len(indices)
-            window.append(loss.detach())
-            if len(window) == LOG_EVERY or step % steps_per_epoch == 0:
-                values = _check_finite(window, step - len(window) + 1, cfg.lr)
-                mean = sum(values) / len(values)
-                lr = scheduler.get_last_lr()[0]
-                result.curve.append({"step": step, "epoch": epoch, "loss": mean, "lr": lr})
-                bar.set_postfix(loss=f"{mean:.4f}", refresh=False)
-                window = []
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        result.train_seconds += time.perf_counter() - start
-        result.epoch_end_steps.append(step)
-        logits = predict_logits(model, val, eval_batch_size, device, precision)
-        result.val_accuracy.append(accuracy(logits, val.labels))
-        if progress:
-            speed = result.examples / result.train_seconds
-            tqdm.write(
-                f"epoch {epoch}: val accuracy {result.val_accuracy[-1]:.4f}, {speed:.0f} ex/s"
-            )
-        if result.val_accuracy[-1] > max(result.val_accuracy[:-1], default=-1.0):
-            result.best_epoch = epoch
-            result.best_state = {
-                k: v.detach().cpu().clone() for k, v in lora_state_dict(model).items()
-            }
+        _train_epoch(step, train, cfg, epoch, steps_per_epoch, result, progress)
+        _validate(model, val, eval_batch_size, step, result, epoch, progress)
     result.peak_memory_mb = _peak_memory_mb(device)
     return result

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lora_core.io import atomic_path
+from lora_core.files import atomic_path
 
 DIGITS = 6  # metrics and plot points are rounded so files stay small and diff cleanly
 

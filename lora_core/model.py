@@ -1,81 +1,16 @@
-"""Build the SST-2 classifier from a hub id or a local folder, with LoRA in place."""
+"""Build the SST-2 classifier: the pretrained model, LoRA in place, and what trains."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorError
 from torch import nn
 
-from lora_core.config import LoraConfig, ModelConfig
-from lora_core.errors import LoraSst2Error
+from lora_core.config import LoraConfig, ModelConfig, Params
 from lora_core.inject import inject_lora, mark_trainable
-from lora_core.io import quiet_hub
 from lora_core.layer import LoRALinear
-
-LABELS = ("negative", "positive")
-BASE_DIR = Path("models/base")
-
-
-def resolve_model_source(name: str, base_dir: str | Path = BASE_DIR) -> str:
-    """The local mirror ``<base_dir>/<name>/`` when it exists, else ``name`` itself."""
-    local = Path(base_dir) / name
-    if local.is_dir():
-        return str(local)
-    return name
-
-
-def _offline_hint(name: str, base_dir: str | Path, err: Exception) -> LoraSst2Error:
-    if isinstance(err, SafetensorError):
-        return LoraSst2Error(
-            f"the weights of model {name!r} are damaged ({err}): copy model.safetensors into "
-            f"{Path(base_dir) / name}/ again (README section 'Offline')"
-        )
-    first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-    return LoraSst2Error(
-        f"cannot load model {name!r}: {first} -- put the model in {Path(base_dir) / name}/ "
-        "(config.json, model.safetensors, tokenizer files; README section 'Offline')"
-    )
-
-
-def load_tokenizer(name: str, base_dir: str | Path = BASE_DIR):
-    """The fast tokenizer of ``name``, from the local mirror first."""
-    from transformers import AutoTokenizer
-
-    source = resolve_model_source(name, base_dir)
-    try:
-        with quiet_hub():
-            return AutoTokenizer.from_pretrained(source, use_fast=True)
-    except (OSError, ValueError) as err:
-        raise _offline_hint(name, base_dir, err) from None
-
-
-def load_base_model(name: str, base_dir: str | Path = BASE_DIR) -> nn.Module:
-    """The pretrained encoder with a fresh 2-label classification head, in float32."""
-    from transformers import AutoModelForSequenceClassification
-    from transformers.utils import logging as hf_logging
-
-    source = resolve_model_source(name, base_dir)
-    verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
-    hf_logging.set_verbosity_error()  # the "newly initialized classifier" notice is expected
-    hf_logging.disable_progress_bar()
-    try:
-        with quiet_hub():
-            model = AutoModelForSequenceClassification.from_pretrained(
-                source,
-                use_safetensors=True,  # never unpickle a .bin checkpoint
-                num_labels=len(LABELS),
-                id2label=dict(enumerate(LABELS)),
-                label2id={label: i for i, label in enumerate(LABELS)},
-            )
-    except (OSError, ValueError, SafetensorError) as err:
-        raise _offline_hint(name, base_dir, err) from None
-    finally:
-        hf_logging.set_verbosity(verbosity)
-        if bars:
-            hf_logging.enable_progress_bar()
-    return model.float()
+from lora_core.pretrained import BASE_DIR, load_base_model
 
 
 def set_model_dropout(model: nn.Module, p: float) -> int:
@@ -122,24 +57,15 @@ def build_classifier(
     return model
 
 
-def check_tokenizer_fits(cfg: ModelConfig, tokenizer, base_dir: str | Path = BASE_DIR) -> None:
-    """Refuse a max_length beyond the model's positions, or a tokenizer the model can't embed."""
-    from transformers import AutoConfig
-
-    source = resolve_model_source(cfg.name, base_dir)
-    try:
-        with quiet_hub():
-            config = AutoConfig.from_pretrained(source)
-    except (OSError, ValueError) as err:
-        raise _offline_hint(cfg.name, base_dir, err) from None
-    limit = config.max_position_embeddings
-    if cfg.max_length > limit:
-        raise LoraSst2Error(
-            f"params.yaml: model.max_length = {cfg.max_length} is not allowed: "
-            f"{cfg.name} takes at most {limit} tokens"
-        )
-    if len(tokenizer) > config.vocab_size:
-        raise LoraSst2Error(
-            f"the tokenizer of {cfg.name} has {len(tokenizer)} tokens but the model embeds "
-            f"only {config.vocab_size}: tokenizer and weights come from different models"
-        )
+def classifier_for_training(params: Params, base_dir: str | Path = BASE_DIR) -> nn.Module:
+    """The classifier exactly as the train stage builds it from params.yaml."""
+    cfg = params.train
+    return build_classifier(
+        params.model,
+        params.lora,
+        cfg.mode,
+        cfg.train_pooler,
+        cfg.seed,
+        base_dir=base_dir,
+        model_dropout=cfg.model_dropout,
+    )

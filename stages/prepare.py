@@ -15,7 +15,7 @@ from lora_core.data import (
     write_glue_tsv,
 )
 from lora_core.errors import exit_on_user_error
-from lora_core.io import atomic_dir, write_json
+from lora_core.files import atomic_dir, write_json
 
 
 def prepare(cfg: DataConfig, raw_dir: str, out_dir: str) -> dict:

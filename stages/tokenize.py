@@ -7,10 +7,11 @@ import sys
 from pathlib import Path
 
 from lora_core.config import ModelConfig, load_params
-from lora_core.data import SPLITS, read_glue_tsv, save_tokenized, tokenize
+from lora_core.data import SPLITS, read_glue_tsv
 from lora_core.errors import exit_on_user_error
-from lora_core.io import atomic_dir
-from lora_core.model import check_tokenizer_fits, load_tokenizer
+from lora_core.files import atomic_dir
+from lora_core.pretrained import check_tokenizer_fits, load_tokenizer
+from lora_core.tokens import save_tokenized, tokenize
 
 
 def tokenize_splits(cfg: ModelConfig, prepared: str, out_dir: str) -> dict[str, int]:
@@ -23,7 +24,7 @@ def tokenize_splits(cfg: ModelConfig, prepared: str, out_dir: str) -> dict[str, 
             examples = read_glue_tsv(Path(prepared) / f"{name}.tsv")
             split = tokenize(tokenizer, examples.sentences, examples.labels, cfg.max_length)
             meta = {"model": cfg.name, "max_length": str(cfg.max_length)}
-            save_tokenized(tmp / f"{name}.safetensors", split, meta)
+            save_tokenized(tmp, name, split, meta)
             totals[name] = int(split.offsets[-1])
     return totals
 

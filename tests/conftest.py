@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from lora_core.cli import main
+from lora_core.commands.cli import main
 from tests.tiny import write_tiny_glue, write_tiny_model
 
 # Tests never touch the network or send analytics.
@@ -80,6 +80,14 @@ def built_project(tmp_path_factory) -> Path:
     project = make_tiny_project(tmp_path_factory.mktemp("built") / "project")
     run(["dvc", "repro", "-q"], project)
     return project
+
+
+def work_copy(project: Path, tmp_path: Path, monkeypatch) -> Path:
+    """A private copy of a shared project, as the working directory."""
+    copy = tmp_path / "project"
+    shutil.copytree(project, copy, symlinks=True)
+    monkeypatch.chdir(copy)
+    return copy
 
 
 def lora(monkeypatch, capsys, project: Path, *argv: str) -> tuple[int, str, str]:

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from lora_core import cli
+from lora_core.commands import cli
 from stages import evaluate, prepare, tokenize, train
-from tests.conftest import set_params
+from tests.conftest import set_params, work_copy
 from tests.tiny import VOCAB
 
 MODEL = Path("models/base/sentence-transformers/all-MiniLM-L6-v2")
@@ -57,7 +57,7 @@ def _bigger_vocab(p):
     (p / MODEL / "vocab.txt").write_text("\n".join(VOCAB + ["extra1", "extra2"]) + "\n")
 
 
-R0 = "params.yaml: lora.r = 0 is not allowed: must be an integer >= 1"
+R0 = "params.yaml: lora.r = 0 is not allowed: must be an integer from 1 to 1024"
 CASES = {
     # params
     "lora.r 0": (train, _param("lora", "r", 0), R0),
@@ -182,10 +182,7 @@ CASES = {
 
 @pytest.fixture
 def project(built_project, tmp_path, monkeypatch):
-    copy = tmp_path / "project"
-    shutil.copytree(built_project, copy, symlinks=True)
-    monkeypatch.chdir(copy)
-    return copy
+    return work_copy(built_project, tmp_path, monkeypatch)
 
 
 @pytest.mark.parametrize("case", list(CASES))
@@ -207,7 +204,7 @@ PREDICT_CASES = {
     "no input": (["predict"], "no input: give sentences as arguments or with --file PATH"),
     "binary file": (
         ["predict", "--file", "models/adapter.safetensors"],
-        "--file models/adapter.safetensors is not UTF-8 text (binary file?)",
+        "--file models/adapter.safetensors contains a NUL byte (line 1): expected text",
     ),
     "directory": (
         ["predict", "--file", "data"],
@@ -237,7 +234,7 @@ def test_bad_input_predict_10000_words_is_truncated_with_a_note(project, capsys)
 
 def test_bad_input_no_pickle_loading_and_no_remote_code():
     root = Path(__file__).resolve().parents[1]
-    sources = [*root.glob("lora_core/*.py"), *root.glob("stages/*.py"), *root.glob("bench/*.py")]
+    sources = [*root.glob("lora_core/**/*.py"), *root.glob("stages/*.py"), *root.glob("bench/*.py")]
     assert len(sources) > 10
     for path in sources:
         text = path.read_text(encoding="utf-8")
@@ -246,4 +243,4 @@ def test_bad_input_no_pickle_loading_and_no_remote_code():
         for line in text.splitlines():
             if "torch.load(" in line:
                 assert "weights_only=True" in line, f"{path}: {line.strip()}"
-    assert "use_safetensors=True" in (root / "lora_core/model.py").read_text(encoding="utf-8")
+    assert "use_safetensors=True" in (root / "lora_core/pretrained.py").read_text(encoding="utf-8")

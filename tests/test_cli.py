@@ -12,7 +12,7 @@ def test_cli_exits_quietly_when_its_reader_is_gone(tmp_path):
     # `lora-sst2 info | head -3`: head exits first; a traceback would be noise.
     read, write = os.pipe()
     os.close(read)
-    command = [sys.executable, "-m", "lora_core.cli", "report", "--input", str(FIXTURE)]
+    command = [sys.executable, "-m", "lora_core.commands.cli", "report", "--input", str(FIXTURE)]
     proc = subprocess.run(
         [*command, "--png", str(tmp_path / "x.png")],
         stdout=write,

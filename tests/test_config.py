@@ -4,6 +4,7 @@ import pytest
 import yaml
 
 from lora_core.config import ConfigError, Params, load_params
+from lora_core.errors import LoraSst2Error
 
 PARAMS = Path(__file__).parents[1] / "params.yaml"
 DEFAULTS = yaml.safe_load(PARAMS.read_text(encoding="utf-8"))
@@ -71,8 +72,10 @@ def test_config_model_dropout_is_null_or_a_float(value, expected):
 @pytest.mark.parametrize(
     ("section", "key", "value", "message"),
     [
-        ("lora", "r", 0, "lora.r = 0 is not allowed: must be an integer >= 1"),
-        ("lora", "r", -1, "lora.r = -1 is not allowed: must be an integer >= 1"),
+        ("lora", "r", 0, "lora.r = 0 is not allowed: must be an integer from 1 to 1024"),
+        ("lora", "r", -1, "lora.r = -1 is not allowed: must be an integer from 1 to 1024"),
+        ("lora", "r", 1025, "lora.r = 1025 is not allowed: must be an integer from 1 to 1024"),
+        ("lora", "targets", "(", "lora.targets = '(' is not allowed: a string is a regex, and"),
         ("lora", "r", "four", "lora.r = 'four' is not allowed: must be an integer"),
         ("lora", "r", 2.5, "lora.r = 2.5 is not allowed: must be an integer"),
         ("lora", "alpha", 0, "lora.alpha = 0.0 is not allowed: must be > 0"),
@@ -82,18 +85,26 @@ def test_config_model_dropout_is_null_or_a_float(value, expected):
         ("lora", "rslora", "yes", "lora.rslora = 'yes' is not allowed: must be true or false"),
         ("train", "lr", 0, "train.lr = 0.0 is not allowed: must be > 0"),
         ("train", "lr", "2e-3", "train.lr = '2e-3' is not allowed: must be a number"),
-        ("train", "epochs", 0, "train.epochs = 0 is not allowed: must be an integer >= 1"),
+        ("train", "epochs", 0, "train.epochs = 0 is not allowed: must be from 1 to 1000"),
         ("train", "model_dropout", 1, "train.model_dropout = 1.0 is not allowed: must be null or"),
         ("train", "model_dropout", "none", "train.model_dropout = 'none' is not allowed: must be"),
-        ("train", "batch_size", 0, "train.batch_size = 0 is not allowed: must be an integer >= 1"),
+        ("train", "batch_size", 0, "train.batch_size = 0 is not allowed: must be an integer fr"),
+        (
+            "train",
+            "batch_size",
+            1_000_000_000,
+            "train.batch_size = 1000000000 is not allowed: must be an integer from 1 to 4096",
+        ),
+        ("train", "bucket_chunk", 5000, "train.bucket_chunk = 5000 is not allowed: must be an"),
         ("train", "mode", "peft", "train.mode = 'peft' is not allowed: use lora, head or full"),
         ("train", "device", "tpu", "train.device = 'tpu' is not allowed: use one of auto, cpu"),
         ("train", "precision", "int8", "train.precision = 'int8' is not allowed: use auto, fp32"),
         ("data", "val_fraction", 0, "data.val_fraction = 0.0 is not allowed: must be > 0 and < 1"),
         ("data", "val_fraction", 1, "data.val_fraction = 1.0 is not allowed: must be > 0 and < 1"),
         ("data", "max_train_examples", 0, "data.max_train_examples = 0 is not allowed"),
-        ("model", "max_length", 0, "model.max_length = 0 is not allowed: must be >= 2"),
+        ("model", "max_length", 0, "model.max_length = 0 is not allowed: must be an integer fr"),
         ("evaluate", "batch_size", -3, "evaluate.batch_size = -3 is not allowed"),
+        ("evaluate", "batch_size", 10**6, "evaluate.batch_size = 1000000 is not allowed: must"),
     ],
 )
 def test_config_bad_value_gives_one_line_error(section, key, value, message):
@@ -125,6 +136,11 @@ def test_config_file_errors(tmp_path):
     with pytest.raises(ConfigError, match="params file not found"):
         load_params(tmp_path / "nope.yaml")
     bad = tmp_path / "bad.yaml"
-    bad.write_text("lora: [r: 4\n", encoding="utf-8")
-    with pytest.raises(ConfigError, match="not valid YAML"):
+    bad.write_text("data:\n  seed: 1\n\tlora: [r: 4\n", encoding="utf-8")
+    with pytest.raises(LoraSst2Error) as info:
         load_params(bad)
+    assert str(info.value) == (
+        f"{bad} is not valid YAML (line 3): found character '\\t' that cannot start any token"
+    )
+    with pytest.raises(ConfigError, match=f"^{tmp_path} is a folder, expected the params file$"):
+        load_params(tmp_path)

@@ -2,7 +2,7 @@
 
 import pytest
 
-from lora_core.dvcrun import dvc_json, run
+from lora_core.commands.dvcrun import dvc_json, run
 from lora_core.errors import LoraSst2Error
 
 

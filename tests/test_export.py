@@ -2,22 +2,18 @@
 
 import hashlib
 import os
-import shutil
 from pathlib import Path
 
 import pytest
 
-from lora_core import cli
-from lora_core.infer import EXPORT_MARKER
+from lora_core.commands import cli
+from lora_core.commands.export import EXPORT_MARKER
+from tests.conftest import work_copy
 
 
 @pytest.fixture
 def project(built_project, tmp_path, monkeypatch):
-    """A private copy of the reproduced tiny project, as the working directory."""
-    copy = tmp_path / "project"
-    shutil.copytree(built_project, copy, symlinks=True)
-    monkeypatch.chdir(copy)
-    return copy
+    return work_copy(built_project, tmp_path, monkeypatch)
 
 
 def snapshot(root: Path) -> dict[str, str]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 
-from lora_core import fresh
+from lora_core.commands import fresh
 from tests.conftest import clone, lora, run, set_metrics, set_params
 
 HINT = "run `dvc repro`, then commit dvc.lock and metrics/"

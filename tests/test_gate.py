@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from lora_core import gate
+from lora_core.commands import gate
 from tests.conftest import ROOT, clone, lora, run, set_metrics, set_params
 
 THRESHOLDS = {"test.accuracy": 0.005, "test.f1": 0.01}

@@ -8,8 +8,8 @@ import pytest
 import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-from lora_core import cli
 from lora_core.adapter import load_trained
+from lora_core.commands import cli
 from lora_core.data import read_glue_tsv
 from tests.conftest import set_params
 

@@ -2,11 +2,12 @@ import pytest
 import torch
 
 from lora_core.config import LoraConfig, ModelConfig, TrainConfig
-from lora_core.data import collate, tokenize
 from lora_core.errors import LoraSst2Error
 from lora_core.inject import lora_state_dict
-from lora_core.loop import autocast, resolve_device, resolve_precision, train_model
-from lora_core.model import build_classifier, load_tokenizer
+from lora_core.loop import train_model
+from lora_core.model import build_classifier
+from lora_core.pretrained import load_tokenizer
+from lora_core.tokens import collate, tokenize
 from tests.tiny import tiny_sentences, write_tiny_model
 
 
@@ -83,28 +84,3 @@ def test_model_dropout_zero_makes_training_forward_deterministic(setup, model_dr
     inputs = {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]}
     first, second = model(**inputs).logits, model(**inputs).logits
     assert torch.equal(first, second) != random
-
-
-def test_resolve_precision_on_cpu():
-    cpu = torch.device("cpu")
-    assert resolve_precision("fp32", cpu) == "fp32"
-    assert resolve_precision("bf16", cpu) == "bf16"
-    expected = "bf16" if torch.ops.mkldnn._is_mkldnn_bf16_supported() else "fp32"
-    assert resolve_precision("auto", cpu) == expected
-    with pytest.raises(LoraSst2Error, match="precision = 'fp16' needs a CUDA GPU"):
-        resolve_precision("fp16", cpu)
-
-
-@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the no-GPU error")
-def test_resolve_device_cuda_without_gpu_is_a_clear_error():
-    assert resolve_device("auto") == torch.device("cpu")
-    with pytest.raises(LoraSst2Error, match="train.device = 'cuda' but no CUDA GPU is visible"):
-        resolve_device("cuda")
-
-
-def test_autocast_bf16_runs_linear_in_bf16_and_fp32_does_not():
-    layer, x = torch.nn.Linear(4, 4), torch.randn(2, 4)
-    with autocast("bf16", torch.device("cpu")):
-        assert layer(x).dtype == torch.bfloat16
-    with autocast("fp32", torch.device("cpu")):
-        assert layer(x).dtype == torch.float32

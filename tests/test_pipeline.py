@@ -131,3 +131,18 @@ def test_dvc_yaml_lists_every_library_module_a_stage_imports(stage):
     deps = {d for d in spec["deps"] if d.startswith("lora_core")}
     assert imported == deps
     assert f"stages/{stage}.py" in spec["deps"]
+
+
+def test_pipeline_lora_edit_reruns_train_and_evaluate_and_command_edit_nothing(
+    built_project, tmp_path
+):
+    project = _copy(built_project, tmp_path)
+    run(["git", "add", "-A"], project)
+    run(["git", "commit", "-qm", "reproduced"], project)
+    with (project / "lora_core/layer.py").open("a", encoding="utf-8") as f:
+        f.write("# an edit to the LoRA layer\n")
+    assert _ran(run(["dvc", "repro"], project).stdout) == ["train", "evaluate"]
+    for path in sorted((project / "lora_core/commands").glob("*.py")):
+        with path.open("a", encoding="utf-8") as f:
+            f.write("# an edit to a command\n")
+    assert _ran(run(["dvc", "repro"], project).stdout) == []

@@ -5,8 +5,8 @@ from pathlib import Path
 import pytest
 from safetensors.torch import load_file
 
-from lora_core import cli
-from lora_core.report import experiment_rows, markdown_table
+from lora_core.commands import cli
+from lora_core.commands.report import experiment_rows, markdown_table
 from stages import train
 from tests.conftest import set_params
 
@@ -65,7 +65,7 @@ def test_report_asks_dvc_for_head_or_all_commits(tmp_path, monkeypatch, capsys, 
         calls.append(args)
         return json.loads(FIXTURE.read_text())
 
-    monkeypatch.setattr("lora_core.report.dvc_json", fake_dvc_json)
+    monkeypatch.setattr("lora_core.commands.report.dvc_json", fake_dvc_json)
     assert cli.main(["report", "--png", str(tmp_path / "x.png"), *flags]) == 0
     assert calls == [dvc_args]
     assert capsys.readouterr().out.count("\n") == 2 + 3

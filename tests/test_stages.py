@@ -4,7 +4,8 @@ import json
 
 import numpy as np
 
-from lora_core.data import load_tokenized, read_glue_tsv
+from lora_core.data import read_glue_tsv
+from lora_core.tokens import load_tokenized
 from stages import evaluate, prepare, tokenize, train
 
 
@@ -22,7 +23,7 @@ def test_stages_main_in_order(tiny_project, monkeypatch, capsys):
     assert len(read_glue_tsv(tiny_project / "data/prepared/test.tsv")) == 40
 
     assert tokenize.main([]) == 0
-    test = load_tokenized(tiny_project / "data/tokenized/test.safetensors")
+    test = load_tokenized(tiny_project / "data/tokenized", "test")
     assert len(test) == 40 and test.lengths.max() <= 32
     assert np.array_equal(
         test.labels, read_glue_tsv(tiny_project / "data/prepared/test.tsv").labels

@@ -19,11 +19,10 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from lora_core.config import load_yaml
-from lora_core.dvcrun import dvc_json
+from lora_core.commands.dvcrun import dvc_json
+from lora_core.config import load_params
 from lora_core.errors import LoraSst2Error
+from lora_core.files import load_yaml
 
 # What `dvc status` says of a dep or output that is merely absent; --allow-missing skips these.
 MISSING = ("deleted", "not in cache")
@@ -123,12 +122,45 @@ def format_stale(stale: dict[str, list[str]]) -> str:
 
 def _read_yaml(path: Path) -> Any:
     """The parsed file (1e-4 a float, as DVC reads it), or None when it does not exist."""
+    return load_yaml(path) if path.exists() else None
+
+
+def lock_problem(lock: Any) -> str | None:
+    """What makes a parsed dvc.lock unusable (cut short, hand-edited), or None."""
+    if not isinstance(lock, dict) or not isinstance(lock.get("stages"), dict):
+        return "no stages mapping"
+    for name, stage in lock["stages"].items():
+        if not isinstance(stage, dict) or not isinstance(stage.get("cmd"), str):
+            return f"stage {name!r} has no cmd"
+        for kind in ("deps", "outs"):
+            entries = stage.get(kind, [])
+            ok = isinstance(entries, list) and all(
+                isinstance(e, dict) and "path" in e and e.get(e.get("hash", "md5")) for e in entries
+            )
+            if not ok:
+                return f"stage {name!r} has a {kind} entry without a path and hash"
+    return None
+
+
+def read_lock(path: Path = Path("dvc.lock")) -> dict:
+    """dvc.lock, checked; a damaged one is one error that says how to get it back."""
+    fix = f"restore it with `git checkout -- {path}`, or run `dvc repro` to write it anew"
+    if not path.exists():
+        return {}  # nothing reproduced yet: every stage is stale, which status will say
     try:
-        return load_yaml(path)
-    except FileNotFoundError:
-        return None
-    except yaml.YAMLError as err:
-        raise LoraSst2Error(f"{path}: not valid YAML: {str(err).splitlines()[0]}") from None
+        lock = load_yaml(path)
+    except LoraSst2Error as err:
+        raise LoraSst2Error(f"{path} is damaged ({err}); {fix}") from None
+    problem = lock_problem(lock)
+    if problem:
+        raise LoraSst2Error(f"{path} is damaged ({problem}); {fix}")
+    return lock
+
+
+def check_project_files(params: Path = Path("params.yaml")) -> dict:
+    """params.yaml must be valid and dvc.lock whole before dvc is asked anything."""
+    load_params(params)
+    return read_lock()
 
 
 def _params_files(status: dict) -> set[str]:
@@ -144,9 +176,10 @@ def _params_files(status: dict) -> set[str]:
 
 def run_check_fresh(args: argparse.Namespace) -> int:
     """Exit 1 naming each stage whose dvc.lock entry no longer matches params and code."""
+    lock = check_project_files()
     status = dvc_json("status", "--json")
     current = {path: _read_yaml(Path(path)) for path in _params_files(status)}
-    stale = stale_stages(status, _read_yaml(Path("dvc.lock")) or {}, current)
+    stale = stale_stages(status, lock, current)
     print(format_stale(stale))
     return 1 if stale else 0
 

@@ -11,8 +11,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from lora_core.commands.dvcrun import dvc_json, run
+from lora_core.commands.fresh import read_lock
 from lora_core.config import load_params
-from lora_core.dvcrun import dvc_json, run
 from lora_core.errors import LoraSst2Error
 
 # Metrics are stored rounded; float subtraction leaves ~1e-17, so a drop of exactly max_drop passes.
@@ -155,6 +156,7 @@ def _commit(rev: str) -> str:
 def run_gate(args: argparse.Namespace) -> int:
     """Print the metrics report against --base; exit 1 when a gated metric regressed."""
     max_drop = load_params(args.params).gate.max_drop
+    read_lock()  # a damaged dvc.lock would make dvc compare nothing, and the gate pass
     rev_is_head = _commit(args.base) == _commit("HEAD")
     metrics = diff_rows(dvc_json("metrics", "diff", args.base, "--all", "--json"))
     note = nothing_to_compare(args.base, metrics, rev_is_head)

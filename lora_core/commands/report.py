@@ -6,9 +6,9 @@ import argparse
 import json
 from pathlib import Path
 
-from lora_core.dvcrun import dvc_json
+from lora_core.commands.dvcrun import dvc_json
 from lora_core.errors import LoraSst2Error
-from lora_core.io import atomic_write_text
+from lora_core.files import atomic_write_text
 from lora_core.metrics import figure, save_figure
 
 COLUMNS = (

@@ -11,7 +11,10 @@ from lora_core.errors import guarded
 
 # Each module adds its sub-commands with register(subparsers); each sets `run=` a function
 # that takes the parsed args and returns the exit status.
-COMMAND_MODULES = ("lora_core.infer", "lora_core.fresh", "lora_core.gate", "lora_core.report")
+COMMAND_MODULES = tuple(
+    f"lora_core.commands.{name}"
+    for name in ("predict", "export", "info", "fresh", "gate", "report")
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

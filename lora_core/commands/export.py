@@ -1,0 +1,75 @@
+"""`lora-sst2 export --merged`: a standalone Hugging Face model, never over the user's files."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from lora_core.errors import LoraSst2Error
+from lora_core.files import atomic_dir, check_replaceable, json_text
+from lora_core.inject import unload_lora
+from lora_core.pretrained import load_tokenizer, quiet_transformers
+from lora_core.runtime import load_for_inference
+
+EXPORT_MARKER = "lora-sst2-export.json"  # marks a folder as ours to replace on a re-export
+PIPELINE_DIRS = ("data", "models", "metrics", ".dvc", ".git")
+
+
+def _project_root(start: Path) -> Path | None:
+    return next((p for p in (start, *start.parents) if (p / "dvc.yaml").exists()), None)
+
+
+def check_export_target(out: str | Path, adapter_dir: str | Path, force: bool) -> None:
+    """Refuse an export folder that would replace what the user or the pipeline owns.
+
+    Never the working directory or a folder above it, a project, the adapter's folder, or
+    (inside) the pipeline's own folders; a non-empty folder only when an earlier export of
+    ours left its marker there, or with ``force``.
+    """
+    target, root = Path(out).resolve(), _project_root(Path.cwd().resolve())
+    owned = [Path(adapter_dir).resolve()] + [root / d for d in PIPELINE_DIRS if root]
+    if any(target == p or p in target.parents for p in owned):
+        raise LoraSst2Error(
+            f"export --merged {out}: that is (inside) a folder the pipeline owns; "
+            "choose a new folder outside data/, models/ and metrics/, e.g. exported/"
+        )
+    check_replaceable(out)
+    if target.is_file() or Path(out).is_symlink():
+        raise LoraSst2Error(f"export --merged {out}: that is a file or a link, expected a folder")
+    ours = force or (target / EXPORT_MARKER).is_file()
+    if target.is_dir() and any(target.iterdir()) and not ours:
+        raise LoraSst2Error(
+            f"export --merged {out}: the folder is not empty and holds no earlier export; "
+            "choose a new folder, or add --force to replace it"
+        )
+
+
+def export_merged(adapter_dir: str | Path, out: str | Path, force: bool = False) -> Path:
+    """A plain Hugging Face folder: merged weights, config with labels, tokenizer."""
+    check_export_target(out, adapter_dir, force)
+    inference = load_for_inference(adapter_dir)
+    unload_lora(inference.model)  # merged already: plain nn.Linear layers, stock BERT
+    tokenizer = load_tokenizer(inference.config.base_model)
+    marker = {"made_by": "lora-sst2 export --merged", "base_model": inference.config.base_model}
+    with quiet_transformers(), atomic_dir(out) as tmp:  # no "Writing model shards" bar
+        inference.model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        (tmp / EXPORT_MARKER).write_text(json_text(marker), encoding="utf-8")
+    return Path(out)
+
+
+def run_export(args: argparse.Namespace) -> int:
+    out = export_merged(args.adapter, args.merged, args.force)
+    print(f"merged model written to {out}/ (load it with AutoModelForSequenceClassification)")
+    return 0
+
+
+def register(subparsers) -> None:
+    """Add `export` to the CLI."""
+    e = subparsers.add_parser("export", help="write a merged, standalone Hugging Face model")
+    e.add_argument("--merged", required=True, metavar="OUT", help="output folder")
+    e.add_argument("--adapter", default="models")
+    e.add_argument(
+        "--force", action="store_true", help="replace OUT even if it holds files not ours"
+    )
+    e.set_defaults(run=run_export)

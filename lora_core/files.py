@@ -1,0 +1,231 @@
+"""Atomic writes: an output is either the old file or the complete new one, never half.
+
+Every output is written to a temporary sibling and renamed into place only when all of a
+step's outputs are complete. Nothing here deletes what it did not write: a folder is
+replaced by a swap of two renames, and never the working directory, a folder above it, or
+a project (a folder with ``.git``, ``.dvc`` or ``dvc.yaml``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from lora_core.errors import LoraSst2Error
+
+PROJECT_MARKERS = (".git", ".dvc", "dvc.yaml")
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def plain_modes(path: Path) -> None:
+    """Give ``path`` (and all under it) the modes a plain ``open(..., "w")`` would give."""
+    mask = _umask()
+    for p in [path, *(path.rglob("*") if path.is_dir() else [])]:
+        p.chmod((0o777 if p.is_dir() else 0o666) & ~mask)  # mkstemp, safetensors: 0600
+
+
+def check_replaceable(path: str | Path) -> None:
+    """Refuse a folder that holds the working directory or a project: it is not an output."""
+    target, cwd = Path(path).resolve(), Path.cwd().resolve()
+    if target == cwd or target in cwd.parents:
+        raise LoraSst2Error(
+            f"{path} is the working directory or a folder above it: refusing to replace it; "
+            "choose a new folder"
+        )
+    found = [m for m in PROJECT_MARKERS if (target / m).exists()]
+    if found:
+        raise LoraSst2Error(
+            f"{path} holds a project ({found[0]}): refusing to replace it; choose a new folder"
+        )
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    elif path.exists() or path.is_symlink():
+        path.unlink()
+
+
+def _unwritable(path: Path, err: OSError) -> OSError:
+    """The error of a temporary that could not be made, naming the output, not the temporary."""
+    return type(err)(err.errno, err.strerror, str(path))
+
+
+class Staged:
+    """Outputs written to temporary siblings, renamed into place together by ``commit``.
+
+    ``file`` and ``folder`` create the temporary at once, so an output folder that cannot
+    be written fails before any work is done, not after.
+    """
+
+    def __init__(self) -> None:
+        self._moves: list[tuple[Path, Path]] = []
+
+    def file(self, path: str | Path) -> Path:
+        """A temporary file to write; it becomes ``path`` on commit."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        except OSError as err:
+            raise _unwritable(path, err) from None
+        os.close(fd)
+        self._moves.append((Path(tmp), path))
+        return Path(tmp)
+
+    def folder(self, path: str | Path) -> Path:
+        """A temporary folder to fill; it replaces ``path`` whole on commit."""
+        path = Path(path)
+        if path.exists():
+            check_replaceable(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
+        except OSError as err:
+            raise _unwritable(path, err) from None
+        self._moves.append((tmp, path))
+        return tmp
+
+    def commit(self) -> None:
+        """Rename every temporary onto its path; an old folder is swapped out, then removed."""
+        for tmp, path in self._moves:
+            plain_modes(tmp)
+            old = None
+            if tmp.is_dir() and (path.exists() or path.is_symlink()):
+                old = path.with_name(f"{tmp.name}.old")
+                os.replace(path, old)
+            try:
+                os.replace(tmp, path)
+            except OSError:
+                if old is not None:
+                    os.replace(old, path)
+                raise
+            if old is not None:
+                _remove(old)
+
+    def discard(self) -> None:
+        """Remove every temporary left (all of them unless committed)."""
+        for tmp, _ in self._moves:
+            _remove(tmp)
+
+
+@contextmanager
+def staged() -> Iterator[Staged]:
+    """Outputs that appear together when the block succeeds, and not at all when it fails."""
+    out = Staged()
+    try:
+        yield out
+        out.commit()
+    finally:
+        out.discard()
+
+
+@contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary sibling of ``path``; rename it onto ``path`` only on success."""
+    with staged() as out:
+        yield out.file(path)
+
+
+@contextmanager
+def atomic_dir(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary sibling folder; it takes ``path``'s place whole, only on success."""
+    with staged() as out:
+        yield out.folder(path)
+
+
+def json_text(obj: Any) -> str:
+    """Pretty, stable JSON with a trailing newline."""
+    return json.dumps(obj, indent=2) + "\n"
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+
+
+def write_json(path: str | Path, obj: Any) -> None:
+    """``json_text(obj)``, written atomically."""
+    atomic_write_text(path, json_text(obj))
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader that also reads ``1e-4`` and ``5e-05`` as floats, as YAML 1.2 (and DVC) do.
+
+    PyYAML follows YAML 1.1, where a float needs a dot; ``dvc exp run -S train.lr=0.00005``
+    writes ``5e-05``, which would otherwise arrive as a string.
+    """
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$"),
+    list("-+0123456789"),
+)
+
+
+def load_yaml(path: str | Path) -> Any:
+    """Parse a YAML file the way DVC does: ``1e-4`` is a float (YAML 1.2), not a string.
+
+    Text that is not YAML (or not UTF-8) is a ConfigError naming the file and the line.
+    """
+    path = Path(path)
+    try:
+        return yaml.load(path.read_text(encoding="utf-8"), Loader=_Loader)
+    except UnicodeDecodeError:
+        raise LoraSst2Error(f"{path} is not UTF-8 text") from None
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" (line {mark.line + 1})" if mark else ""
+        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+        raise LoraSst2Error(f"{path} is not valid YAML{where}: {problem}") from None
+
+
+def decode_utf8(raw: bytes, where: str) -> str:
+    """``raw`` as text (a UTF-8 BOM dropped); bad bytes are one error naming the line."""
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        line = raw[: err.start].count(b"\n") + 1
+        raise LoraSst2Error(
+            f"{where}:{line}: bytes that are not UTF-8 (at byte {err.start})"
+        ) from None
+
+
+def read_json(path: str | Path) -> Any:
+    """Parse a JSON file; text that is not JSON is one error naming the file and the line."""
+    path = Path(path)
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise LoraSst2Error(f"{path} is not UTF-8 text") from None
+    except json.JSONDecodeError as err:
+        raise LoraSst2Error(f"{path} is not valid JSON (line {err.lineno}): {err.msg}") from None
+
+
+@contextmanager
+def quiet_hub() -> Iterator[None]:
+    """Silence the hub client's retry warnings: a failed download becomes our one-line error."""
+    from huggingface_hub.utils import logging as hub_logging
+
+    logger = hub_logging.get_logger("huggingface_hub")
+    level = logger.level
+    logger.setLevel("ERROR")
+    try:
+        yield
+    finally:
+        logger.setLevel(level)

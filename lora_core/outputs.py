@@ -1,0 +1,132 @@
+"""What the train and evaluate stages write: adapter, metrics JSON, curves and plots.
+
+Each stage's outputs are staged (``files.staged``) and appear together or not at all.
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+from torch import nn
+
+from lora_core import metrics as m
+from lora_core.adapter import CONFIG, WEIGHTS, AdapterConfig, write_adapter
+from lora_core.config import Params
+from lora_core.errors import LoraSst2Error
+from lora_core.files import Staged, json_text
+from lora_core.inject import count_parameters
+from lora_core.pretrained import LABELS
+
+if TYPE_CHECKING:  # a type only: evaluate must not import the training loop
+    from lora_core.loop import TrainResult
+
+TRAIN_CURVE, VAL_CURVE = "train_curve.csv", "val_curve.csv"
+CURVE_COLUMNS = ("step", "epoch", "loss", "lr")
+VAL_COLUMNS = ("epoch", "step", "val_accuracy")
+
+
+def csv_text(rows: list[dict], columns: tuple[str, ...]) -> str:
+    """CSV with a header; floats in 6 significant digits."""
+    lines = [",".join(columns)] + [
+        ",".join(f"{r[c]:.6g}" if isinstance(r[c], float) else str(r[c]) for c in columns)
+        for r in rows
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def read_csv(path: Path, columns: tuple[str, ...]) -> list[dict]:
+    """A curve CSV that ``csv_text`` wrote with ``columns``, back as rows of floats."""
+    try:
+        with path.open(encoding="utf-8") as f:
+            reader = csv.DictReader(f)
+            if tuple(reader.fieldnames or ()) != columns:
+                raise ValueError("columns")
+            return [{k: float(v) for k, v in row.items()} for row in reader]
+    except (ValueError, TypeError, UnicodeDecodeError):
+        raise LoraSst2Error(f"{path} is damaged: run `dvc repro --force train`") from None
+
+
+def train_metrics(
+    params: Params,
+    model: nn.Module,
+    result: TrainResult,
+    device,
+    precision: str,
+    adapter_bytes: int,
+) -> dict:
+    """metrics/train.json: sizes and outcome first, then the run's timing (machine-dependent)."""
+    trainable, total = count_parameters(model)
+    return {
+        "mode": params.train.mode,
+        "trainable_params": trainable,
+        "total_params": total,
+        "trainable_percent": round(100 * trainable / total, 4),
+        "adapter_bytes": adapter_bytes,
+        "epochs": params.train.epochs,
+        "best_epoch": result.best_epoch,
+        "best_val_accuracy": round(max(result.val_accuracy), 6),
+        "device": device.type,
+        "precision": precision,
+        "train_examples_seen": result.examples,
+        "train_seconds": round(result.train_seconds, 1),
+        "examples_per_second": round(result.examples / result.train_seconds, 1),
+        "peak_memory_mb": round(result.peak_memory_mb, 1),
+    }
+
+
+def reserve_training(out: Staged, models_dir: str | Path, metrics_dir: str | Path) -> dict:
+    """Temporary paths for every train output, made before training so that an output
+    folder that cannot be written fails at once, not after hours of training."""
+    models, metrics = Path(models_dir), Path(metrics_dir)
+    names = [models / WEIGHTS, models / CONFIG] + [
+        metrics / n for n in (TRAIN_CURVE, VAL_CURVE, "train.json")
+    ]
+    return {path.name: out.file(path) for path in names}
+
+
+def write_training(
+    paths: dict, params: Params, model: nn.Module, result: TrainResult, device, precision: str
+) -> None:
+    """Fill the paths ``reserve_training`` made: adapter, curves, metrics/train.json."""
+    write_adapter(
+        paths[WEIGHTS], paths[CONFIG], result.best_state, AdapterConfig.from_params(params)
+    )
+    val = [
+        {"epoch": e, "step": step, "val_accuracy": round(a, 6)}
+        for e, (step, a) in enumerate(zip(result.epoch_end_steps, result.val_accuracy), start=1)
+    ]
+    paths[TRAIN_CURVE].write_text(csv_text(result.curve, CURVE_COLUMNS), encoding="utf-8")
+    paths[VAL_CURVE].write_text(csv_text(val, VAL_COLUMNS), encoding="utf-8")
+    size = paths[WEIGHTS].stat().st_size
+    summary = train_metrics(params, model, result, device, precision, size)
+    paths["train.json"].write_text(json_text(summary), encoding="utf-8")
+
+
+def write_evaluation(
+    out: Staged,
+    results: dict[str, tuple[np.ndarray, np.ndarray]],
+    metrics_dir: str | Path,
+    plots_dir: str | Path,
+) -> dict:
+    """metrics/eval.json and the plots folder (replaced whole), from (logits, labels) per split."""
+    scores = {name: m.classification_metrics(*results[name]) for name in ("val", "test")}
+    logits, labels = results["test"]
+    confusion = m.confusion_points(logits, labels, LABELS)
+    roc, pr = m.roc_points(logits, labels), m.pr_points(logits, labels)
+    plots, metrics_dir = out.folder(plots_dir), Path(metrics_dir)
+    for name, points in (("confusion", confusion), ("roc", roc), ("pr", pr)):
+        (plots / f"{name}.json").write_text(json_text(points), encoding="utf-8")
+    m.plot_confusion(confusion, list(LABELS), plots / "confusion.png")
+    title = f"ROC (test), accuracy {scores['test']['accuracy']:.4f}"
+    m.plot_curve(roc, "fpr", "tpr", title, plots / "roc.png")
+    m.plot_curve(pr, "recall", "precision", "Precision-recall (test)", plots / "pr.png")
+    curve, val = metrics_dir / TRAIN_CURVE, metrics_dir / VAL_CURVE
+    if curve.exists() and val.exists():
+        m.plot_training(
+            read_csv(curve, CURVE_COLUMNS), read_csv(val, VAL_COLUMNS), plots / "training.png"
+        )
+    out.file(metrics_dir / "eval.json").write_text(json_text(scores), encoding="utf-8")
+    return scores

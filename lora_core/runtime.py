@@ -1,0 +1,118 @@
+"""Device and precision policy, and the one inference path that evaluate, predict, export
+and the benchmarks share: same weights, device, precision and batches, so same logits."""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from lora_core.adapter import AdapterConfig, load_trained
+from lora_core.config import Params
+from lora_core.errors import LoraSst2Error
+from lora_core.inject import merge_lora
+from lora_core.pretrained import BASE_DIR
+from lora_core.tokens import TokenizedSplit, collate, sorted_batches
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` is CUDA when available, else CPU; ``cuda`` without a GPU is an error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise LoraSst2Error("train.device = 'cuda' but no CUDA GPU is visible: use auto or cpu")
+    return torch.device(name)
+
+
+def cpu_supports_bf16() -> bool:
+    """True when this CPU has native bf16 matrix math (AVX512-BF16 or AMX)."""
+    return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+
+
+def resolve_precision(name: str, device: torch.device) -> str:
+    """Pick ``fp32``, ``bf16`` or ``fp16``; ``auto`` takes the fastest the device supports."""
+    if device.type == "cuda":
+        bf16 = torch.cuda.is_bf16_supported()
+        if name == "auto":
+            return "bf16" if bf16 else "fp16"
+        if name == "bf16" and not bf16:
+            raise LoraSst2Error("precision = 'bf16' but this GPU has no bf16: use fp16 or auto")
+        return name
+    if name == "fp16":
+        raise LoraSst2Error("precision = 'fp16' needs a CUDA GPU: on CPU use bf16, fp32 or auto")
+    if name == "auto":
+        return "bf16" if cpu_supports_bf16() else "fp32"
+    return name
+
+
+def autocast(precision: str, device: torch.device):
+    """Autocast context for ``precision``; weights, LoRA and optimizer state stay float32."""
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def to_device(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
+    """The batch on ``device``: pinned, non-blocking copies on CUDA; as is on CPU."""
+    if device.type != "cuda":
+        return batch
+    return {k: v.pin_memory().to(device, non_blocking=True) for k, v in batch.items()}
+
+
+@torch.inference_mode()
+def predict_logits(
+    model: nn.Module,
+    split: TokenizedSplit,
+    batch_size: int,
+    device: torch.device,
+    precision: str,
+) -> np.ndarray:
+    """Float32 logits (n, num_labels) in the split's order, batched by length."""
+    model.eval()
+    out: np.ndarray | None = None
+    for indices in sorted_batches(split.lengths, batch_size):
+        batch = to_device(collate(split, indices), device)
+        with autocast(precision, device):
+            logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
+        logits = logits.logits.float().cpu().numpy()
+        if out is None:
+            out = np.empty((len(split), logits.shape[1]), dtype=np.float32)
+        out[indices] = logits
+    return out
+
+
+@dataclass
+class Inference:
+    """A trained model with its adapter merged, on the device and precision it scores with."""
+
+    model: nn.Module
+    config: AdapterConfig
+    device: torch.device
+    precision: str
+    batch_size: int
+
+    def logits(self, split: TokenizedSplit) -> np.ndarray:
+        return predict_logits(self.model, split, self.batch_size, self.device, self.precision)
+
+
+def load_for_inference(
+    adapter_dir: str | Path, params: Params | None = None, base_dir: str | Path = BASE_DIR
+) -> Inference:
+    """Base model + adapter, merged (one matmul per layer), on params' device and precision.
+
+    The device is ``train.device``, the precision and batch ``evaluate.*``; with ``params``
+    given, the adapter must have been trained on ``model.name``. Without, the defaults.
+    """
+    project = params or Params()
+    expect = params.model.name if params else None
+    model, config = load_trained(adapter_dir, base_dir, expect_base=expect)
+    merge_lora(model)
+    device = resolve_device(project.train.device)
+    precision = resolve_precision(project.evaluate.precision, device)
+    model.to(device)
+    return Inference(model, config, device, precision, project.evaluate.batch_size)

@@ -1,0 +1,88 @@
+"""Adapter files: adapter.json is validated like params.yaml, tensors are checked."""
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from lora_core.adapter import AdapterConfig, read_adapter, write_adapter
+from lora_core.config import ConfigError, Params
+from lora_core.errors import LoraSst2Error
+
+EXPECTED_JSON = {
+    "format": 1,
+    "base_model": "sentence-transformers/all-MiniLM-L6-v2",
+    "max_length": 128,
+    "mode": "lora",
+    "train_pooler": False,
+    "labels": ["negative", "positive"],
+    "lora": {"r": 4, "alpha": 16.0, "dropout": 0.1, "targets": ["query", "value"], "rslora": False},
+}
+
+
+def test_adapter_config_from_params_writes_format_1_exactly():
+    config = AdapterConfig.from_params(Params())
+    assert config.to_json() == EXPECTED_JSON
+    assert list(config.to_json()) == list(EXPECTED_JSON)  # key order, so bytes stay stable
+    assert AdapterConfig.from_json(EXPECTED_JSON, "adapter.json") == config
+
+
+def test_adapter_round_trips_through_its_two_files(tmp_path):
+    state = {"b": torch.ones(2, 3), "a": torch.arange(4.0)}
+    config = AdapterConfig.from_params(Params())
+    write_adapter(tmp_path / "adapter.safetensors", tmp_path / "adapter.json", state, config)
+    loaded, loaded_config = read_adapter(tmp_path)
+    assert loaded_config == config and set(loaded) == {"a", "b"}
+    torch.testing.assert_close(loaded["a"], state["a"], rtol=0, atol=0)
+    assert json.loads((tmp_path / "adapter.json").read_text()) == EXPECTED_JSON
+
+
+def _with(**changes):
+    raw = json.loads(json.dumps(EXPECTED_JSON))
+    for key, value in changes.items():
+        section, _, leaf = key.partition("__")
+        if leaf:
+            raw[section][leaf] = value
+        elif value is None:
+            del raw[section]
+        else:
+            raw[section] = value
+    return raw
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        (_with(lora=None), "missing key 'lora'"),
+        (_with(lora__rank=8), "unknown key lora.rank; allowed: alpha, dropout, r, rslora"),
+        (_with(lora__targets="("), "lora.targets = '(' is not allowed: a string is a regex"),
+        (_with(lora__r=0), "lora.r = 0 is not allowed: must be an integer from 1 to 1024"),
+        (_with(mode="half"), "mode = 'half' is not allowed: use lora, head or full"),
+        (_with(format=2), "format = 2 is not allowed: this version reads format 1"),
+        (_with(labels=["no", "yes"]), "labels = ('no', 'yes') is not allowed"),
+        (_with(max_length="128"), "max_length = '128' is not allowed: an integer >= 2"),
+        (_with(extra=1), "unknown key 'extra'; allowed: base_model, max_length, mode"),
+        ([1, 2], "expected a mapping of keys, got [1, 2]"),
+    ],
+)
+def test_adapter_json_errors_name_the_file_and_key(raw, message):
+    with pytest.raises(ConfigError) as info:
+        AdapterConfig.from_json(raw, "runs/a/adapter.json")
+    assert str(info.value).startswith("runs/a/adapter.json: ")
+    assert message in str(info.value)
+
+
+def test_adapter_with_nan_tensors_is_refused(tmp_path):
+    save_file({"w": torch.tensor([1.0, float("nan")])}, str(tmp_path / "adapter.safetensors"))
+    (tmp_path / "adapter.json").write_text(json.dumps(EXPECTED_JSON))
+    with pytest.raises(
+        LoraSst2Error, match=r"adapter.safetensors holds NaN or inf values \(in w\)"
+    ):
+        read_adapter(tmp_path)
+
+
+def test_adapter_missing_files_say_how_to_make_one(tmp_path):
+    with pytest.raises(LoraSst2Error, match=f"no adapter in {Path(tmp_path)}/"):
+        read_adapter(tmp_path)

@@ -1,0 +1,137 @@
+"""Hostile inputs: every stage and CLI command against every damaged file it reads.
+
+For each (command, file, damage) pair: exit status 2, one line on stderr, no traceback,
+and every other file of the project byte-identical afterwards, with no temporary left.
+A read-only output folder is tested the same way, as a user without root would meet it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from lora_core.commands import cli
+from stages import evaluate, prepare, tokenize, train
+from tests.conftest import work_copy
+
+MODEL = "models/base/sentence-transformers/all-MiniLM-L6-v2"
+ADAPTER = ("models/adapter.json", "models/adapter.safetensors")
+
+# command -> (how to run it, the files it reads)
+COMMANDS = {
+    "prepare": ((prepare, []), ("params.yaml", "data/raw/sst2/train.tsv", "data/raw/sst2/dev.tsv")),
+    "tokenize": ((tokenize, []), ("params.yaml", "data/prepared/val.tsv", f"{MODEL}/config.json")),
+    "train": (
+        (train, ["--no-progress"]),
+        ("params.yaml", "data/tokenized/train.safetensors", f"{MODEL}/model.safetensors"),
+    ),
+    "evaluate": ((evaluate, []), ("params.yaml", *ADAPTER, "data/tokenized/test.safetensors")),
+    "predict": ((cli, ["predict", "good film"]), ("params.yaml", *ADAPTER)),
+    "export": ((cli, ["export", "--merged", "../exported"]), ADAPTER),
+    "info": ((cli, ["info"]), (*ADAPTER, "metrics/eval.json")),
+    "check-fresh": ((cli, ["check-fresh"]), ("params.yaml", "dvc.lock")),
+    "gate": ((cli, ["gate", "--base", "HEAD"]), ("params.yaml", "dvc.lock")),
+}
+
+
+def _truncate(path: Path) -> None:
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+
+def _to_folder(path: Path) -> None:
+    path.unlink()
+    path.mkdir()
+    (path / "x").write_text("a folder where a file belongs\n")
+
+
+DAMAGES = {
+    "truncated": _truncate,
+    "empty": lambda path: path.write_bytes(b""),
+    "wrong type": lambda path: path.write_bytes(b"42\n"),  # parses as a number, not a table
+    "folder": _to_folder,
+}
+PAIRS = [(c, f, d) for c, (_, files) in COMMANDS.items() for f in files for d in DAMAGES]
+
+
+@pytest.fixture
+def project(committed, tmp_path, monkeypatch):
+    return work_copy(committed, tmp_path, monkeypatch)
+
+
+VOLATILE = ("project/.dvc/tmp/", "project/.git/index")  # dvc's and git's own bookkeeping
+
+
+def snapshot(root: Path) -> dict[str, str]:
+    """sha256 of every file under ``root``, by relative path."""
+    files = (f for f in sorted(root.rglob("*")) if f.is_file())
+    return {
+        str(f.relative_to(root)): hashlib.sha256(f.read_bytes()).hexdigest()
+        for f in files
+        if not str(f.relative_to(root)).startswith(VOLATILE)
+    }
+
+
+def check_one_line_failure(code: int, err: str) -> None:
+    assert code == 2, err
+    assert "Traceback" not in err
+    assert len(err.splitlines()) == 1 and "error: " in err, err
+
+
+@pytest.mark.parametrize(("command", "file", "damage"), PAIRS, ids=map(" ".join, PAIRS))
+def test_hostile_input_one_line_and_nothing_changed(project, capsys, command, file, damage):
+    (runner, argv), _ = COMMANDS[command]
+    DAMAGES[damage](project / file)
+    before = snapshot(project.parent)
+    code = runner.main(argv)
+    check_one_line_failure(code, capsys.readouterr().err)
+    assert snapshot(project.parent) == before
+    assert not list(project.parent.rglob("*.tmp"))
+
+
+# command -> (argv for a subprocess, the output folder made read-only)
+WRITERS = {
+    "prepare": (["-m", "stages.prepare"], "data"),
+    "tokenize": (["-m", "stages.tokenize"], "data"),
+    "train": (["-m", "stages.train", "--no-progress"], "metrics"),
+    "evaluate": (["-m", "stages.evaluate"], "metrics"),
+    "export": (["-m", "lora_core.commands.cli", "export", "--merged", "out/merged"], "out"),
+    "report": (["-m", "lora_core.commands.cli", "report", "--png", "out/x.png"], "out"),
+}
+
+
+def unprivileged(argv: list[str]) -> list[str]:
+    """``argv`` as a user whom folder permissions bind: root ignores them."""
+    if os.geteuid() != 0:
+        return argv
+    if shutil.which("unshare") is None:
+        pytest.skip("running as root without unshare: a read-only folder cannot be made")
+    return ["unshare", "--user", "--map-user=1000", "--map-group=1000", *argv]
+
+
+@pytest.mark.parametrize("command", list(WRITERS))
+def test_hostile_read_only_output_folder(project, command):
+    argv, folder = WRITERS[command]
+    (project / folder).mkdir(exist_ok=True)
+    shutil.copy2(Path(__file__).parent / "fixtures/exp_show.json", project / "exp.json")
+    if command == "report":
+        argv = [*argv, "--input", "exp.json"]
+    before = snapshot(project.parent)
+    (project / folder).chmod(0o555)
+    try:
+        proc = subprocess.run(
+            unprivileged([sys.executable, *argv]), cwd=project, capture_output=True, text=True
+        )
+    finally:
+        (project / folder).chmod(0o755)
+    if proc.returncode != 0 and "unshare:" in proc.stderr:
+        pytest.skip(f"user namespaces are not available here: {proc.stderr.strip()}")
+    check_one_line_failure(proc.returncode, proc.stderr)
+    assert f"{folder}/" in proc.stderr and "Permission denied -- make it readable" in proc.stderr
+    assert snapshot(project.parent) == before
