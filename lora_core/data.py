@@ -42,7 +42,7 @@ def read_glue_tsv(path: str | Path) -> Examples:
         raw = path.read_bytes()
     except FileNotFoundError:
         raise DataError(f"{path} not found") from None
-    lines = decode_utf8(raw, str(path)).splitlines()
+    lines = decode_utf8(raw, str(path), DataError).splitlines()
     if not lines:
         raise DataError(f"{path} is empty: expected a header 'sentence<TAB>label' and rows")
     header = lines[0].split("\t")

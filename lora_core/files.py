@@ -195,8 +195,8 @@ def load_yaml(path: str | Path) -> Any:
         raise LoraSst2Error(f"{path} is not valid YAML{where}: {problem}") from None
 
 
-def decode_utf8(raw: bytes, where: str) -> str:
-    """``raw`` as text (a UTF-8 BOM dropped); bad bytes are one error naming the line."""
+def decode_utf8(raw: bytes, where: str, error: type[LoraSst2Error] = LoraSst2Error) -> str:
+    """``raw`` as text (a UTF-8 BOM dropped); bad bytes are one ``error`` naming the line."""
     try:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError as err:
