@@ -201,9 +201,7 @@ def decode_utf8(raw: bytes, where: str, error: type[LoraSst2Error] = LoraSst2Err
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError as err:
         line = raw[: err.start].count(b"\n") + 1
-        raise LoraSst2Error(
-            f"{where}:{line}: bytes that are not UTF-8 (at byte {err.start})"
-        ) from None
+        raise error(f"{where}:{line}: bytes that are not UTF-8 (at byte {err.start})") from None
 
 
 def read_json(path: str | Path) -> Any:
