@@ -51,11 +51,13 @@ class DataConfig(_Section):
     SECTION = "data"
     source: str = "nyu-mll/glue"
     config: str = "sst2"
+    split: str = "random"
     val_fraction: float = 0.1
     seed: int = 42
     max_train_examples: int | None = None
 
     def check(self) -> None:
+        self.require("split", self.split in SPLITS, f"use {' or '.join(SPLITS)}")
         self.require("val_fraction", 0 < self.val_fraction < 1, "must be > 0 and < 1")
         n = self.max_train_examples
         self.require("max_train_examples", n is None or n >= 1, "must be null or >= 1")
@@ -150,6 +152,7 @@ class GateConfig(_Section):
         self.require("max_drop", not bad, f"thresholds must be >= 0 (see {', '.join(bad)})")
 
 
+SPLITS = ("random", "sentence")  # data.split: a random 10% of GLUE train, or whole sentences
 DEVICES = ("auto", "cpu", "cuda")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 SECTIONS: dict[str, type[_Section]] = {

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -106,18 +107,47 @@ def split_train_val(
     examples: Examples, val_fraction: float, seed: int, max_train: int | None = None
 ) -> tuple[Examples, Examples]:
     """Seeded, stratified split; ``max_train`` caps the training part (after the split)."""
-    from sklearn.model_selection import train_test_split
-
-    indices = np.arange(len(examples))
-    try:
-        train_idx, val_idx = train_test_split(
-            indices, test_size=val_fraction, random_state=seed, stratify=examples.labels
-        )
-    except ValueError as err:
-        raise DataError(f"cannot split {len(examples)} examples: {err}") from None
+    train_idx, val_idx = _stratified(np.arange(len(examples)), examples, val_fraction, seed)
     if max_train is not None:
         train_idx = train_idx[:max_train]
     return examples.subset(train_idx.tolist()), examples.subset(val_idx.tolist())
+
+
+def _stratified(indices: np.ndarray, examples: Examples, fraction: float, seed: int):
+    from sklearn.model_selection import train_test_split
+
+    labels = [examples.labels[i] for i in indices]
+    try:
+        return train_test_split(indices, test_size=fraction, random_state=seed, stratify=labels)
+    except ValueError as err:
+        raise DataError(f"cannot split {len(indices)} examples: {err}") from None
+
+
+def _spans(tokens: tuple[str, ...]) -> Iterator[tuple[str, ...]]:
+    """Every contiguous run of ``tokens``, itself included."""
+    return (tokens[i:j] for i in range(len(tokens)) for j in range(i + 1, len(tokens) + 1))
+
+
+def sentence_split(
+    examples: Examples, val_fraction: float, seed: int, max_train: int | None = None
+) -> tuple[Examples, Examples, int]:
+    """Val = whole sentences only; train = every phrase that is in no val sentence.
+
+    GLUE's SST-2 train holds phrases cut from the parse trees of its sentences. A sentence
+    is a phrase contained in no other phrase (as a run of tokens). ``val_fraction`` of the
+    sentences (seeded, stratified) become val; a phrase inside any of them leaves train, so
+    no val text was seen in training. Returns (train, val, phrases dropped from train).
+    """
+    tokens = [tuple(s.split()) for s in examples.sentences]  # (n,) token tuples
+    phrases = set(tokens)
+    inner = {span for t in phrases for span in _spans(t) if span != t and span in phrases}
+    sentences = np.array([i for i, t in enumerate(tokens) if t not in inner])
+    _, val_idx = _stratified(sentences, examples, val_fraction, seed)
+    seen_in_val = {span for i in val_idx for span in _spans(tokens[i])}
+    kept = [i for i, t in enumerate(tokens) if t not in seen_in_val]
+    dropped = len(tokens) - len(val_idx) - len(kept)
+    kept = np.random.default_rng(seed).permutation(kept)[:max_train]  # a cap takes a sample
+    return examples.subset(kept.tolist()), examples.subset(val_idx.tolist()), dropped
 
 
 def sha256(path: str | Path) -> str:

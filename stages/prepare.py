@@ -9,6 +9,7 @@ from lora_core.config import DataConfig, load_params
 from lora_core.data import (
     ensure_raw,
     read_glue_tsv,
+    sentence_split,
     sha256,
     split_train_val,
     summarize,
@@ -22,10 +23,16 @@ def prepare(cfg: DataConfig, raw_dir: str, out_dir: str) -> dict:
     """Read and validate the raw TSVs, split, and write ``out_dir`` whole or not at all."""
     raw = ensure_raw(raw_dir, cfg.source, cfg.config)
     glue_train, glue_dev = read_glue_tsv(raw["train"]), read_glue_tsv(raw["dev"])
-    train, val = split_train_val(glue_train, cfg.val_fraction, cfg.seed, cfg.max_train_examples)
+    args = (glue_train, cfg.val_fraction, cfg.seed, cfg.max_train_examples)
+    if cfg.split == "sentence":
+        train, val, dropped = sentence_split(*args)
+    else:
+        (train, val), dropped = split_train_val(*args), 0
     splits = {"train": train, "val": val, "test": glue_dev}
     summary = {
+        "split": cfg.split,
         "splits": summarize(splits),
+        "dropped_train_phrases": dropped,
         "raw_sha256": {name: sha256(path) for name, path in raw.items()},
     }
     with atomic_dir(out_dir) as tmp:

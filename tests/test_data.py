@@ -1,6 +1,6 @@
 import pytest
 
-from lora_core.data import DataError, Examples, read_glue_tsv, split_train_val
+from lora_core.data import DataError, Examples, read_glue_tsv, sentence_split, split_train_val
 from tests.tiny import tiny_sentences, write_tsv
 
 
@@ -45,3 +45,46 @@ def test_split_is_stratified_seeded_and_capped():
     assert again == train
     capped, _ = split_train_val(examples, 0.1, seed=3, max_train=7)
     assert capped.sentences == train.sentences[:7]
+
+
+SENTENCES = [
+    ("a gorgeous , witty film", 1),
+    ("gorgeous", 1),
+    ("witty film", 1),
+    ("a dull , tired mess", 0),
+    ("tired mess", 0),
+    ("dull", 0),
+    ("the plot is fun", 1),
+    ("fun", 1),
+    ("the story is flat", 0),
+    ("flat", 0),
+    ("film", 1),
+]
+
+
+def test_sentence_split_keeps_every_phrase_with_its_sentence():
+    examples = Examples([s for s, _ in SENTENCES], [y for _, y in SENTENCES])
+    train, val, dropped = sentence_split(examples, val_fraction=0.5, seed=0)
+    # sentences: the four phrases inside no other phrase; half of them (stratified) are val
+    assert val.sentences == ["the plot is fun", "a dull , tired mess"]
+    assert val.labels == [1, 0]
+    # "fun", "tired mess" and "dull" sit inside a val sentence: dropped from train
+    assert dropped == 3
+    assert sorted(train.sentences) == sorted(
+        ["the story is flat", "witty film", "film", "flat", "a gorgeous , witty film", "gorgeous"]
+    )
+    for sentence in val.sentences:
+        for phrase in train.sentences:
+            assert f" {phrase} " not in f" {sentence} ", (phrase, sentence)
+    assert len(train) + len(val) + dropped == len(examples)
+    assert dropped == sum(
+        any(f" {p} " in f" {v} " for v in val.sentences) for p in examples.sentences
+    ) - len(val)
+
+
+def test_sentence_split_is_seeded_and_capped():
+    examples = Examples([s for s, _ in SENTENCES], [y for _, y in SENTENCES])
+    first = sentence_split(examples, 0.5, seed=3)
+    assert sentence_split(examples, 0.5, seed=3) == first
+    capped, _, _ = sentence_split(examples, 0.5, seed=3, max_train=2)
+    assert capped.sentences == first[0].sentences[:2]
