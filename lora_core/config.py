@@ -134,9 +134,12 @@ class EvaluateConfig(_Section):
     SECTION = "evaluate"
     batch_size: int = 128
     precision: str = "fp32"
+    bootstrap_resamples: int = 2000
 
     def check(self) -> None:
         self.require("batch_size", 1 <= self.batch_size <= MAX_BATCH, BATCH_RANGE)
+        n = self.bootstrap_resamples
+        self.require("bootstrap_resamples", 100 <= n <= 100_000, "must be from 100 to 100000")
         self.require("precision", self.precision in PRECISIONS, f"use {', '.join(PRECISIONS)}")
 
 
@@ -146,10 +149,13 @@ class GateConfig(_Section):
 
     SECTION = "gate"
     max_drop: dict[str, float] = field(default_factory=lambda: {"test.accuracy": 0.005})
+    alpha: float = 0.05
+    require_significance: bool = True
 
     def check(self) -> None:
         bad = [k for k, v in self.max_drop.items() if v < 0]
         self.require("max_drop", not bad, f"thresholds must be >= 0 (see {', '.join(bad)})")
+        self.require("alpha", 0 < self.alpha < 1, "must be > 0 and < 1")
 
 
 SPLITS = ("random", "sentence")  # data.split: a random 10% of GLUE train, or whole sentences

@@ -19,6 +19,8 @@ from lora_core.errors import LoraSst2Error
 from lora_core.files import Staged, json_text
 from lora_core.inject import count_parameters
 from lora_core.pretrained import LABELS
+from lora_core.runtime import hardware
+from lora_core.stats import PREDICTION_COLUMNS, PREDICTIONS, bootstrap_intervals
 
 if TYPE_CHECKING:  # a type only: evaluate must not import the training loop
     from lora_core.loop import TrainResult
@@ -70,6 +72,7 @@ def train_metrics(
         "best_val_accuracy": round(max(result.val_accuracy), 6),
         "device": device.type,
         "precision": precision,
+        **hardware(device),
         "train_examples_seen": result.examples,
         "train_seconds": round(result.train_seconds, 1),
         "examples_per_second": round(result.examples / result.train_seconds, 1),
@@ -105,15 +108,38 @@ def write_training(
     paths["train.json"].write_text(json_text(summary), encoding="utf-8")
 
 
+def predictions_csv(logits: np.ndarray, labels: np.ndarray) -> str:
+    """One row per example, in the split's order: index, label, predicted, P(positive)."""
+    probability = m.softmax(logits)[:, 1]
+    rows = [
+        f"{i},{y},{p},{q:.6f}"
+        for i, (y, p, q) in enumerate(zip(labels, logits.argmax(axis=1), probability))
+    ]
+    return "\n".join([",".join(PREDICTION_COLUMNS), *rows]) + "\n"
+
+
+def test_scores(logits: np.ndarray, labels: np.ndarray, resamples: int) -> dict:
+    """Test metrics plus 95% bootstrap intervals of accuracy and F1 (seeded: same bytes)."""
+    scores = m.classification_metrics(logits, labels)
+    intervals = bootstrap_intervals(logits.argmax(axis=1), labels, resamples)
+    for name, (low, high) in intervals.items():
+        scores[f"{name}_ci95_low"] = round(low, m.DIGITS)
+        scores[f"{name}_ci95_high"] = round(high, m.DIGITS)
+    return scores
+
+
 def write_evaluation(
     out: Staged,
     results: dict[str, tuple[np.ndarray, np.ndarray]],
     metrics_dir: str | Path,
     plots_dir: str | Path,
+    resamples: int,
 ) -> dict:
-    """metrics/eval.json and the plots folder (replaced whole), from (logits, labels) per split."""
-    scores = {name: m.classification_metrics(*results[name]) for name in ("val", "test")}
+    """metrics/eval.json, per-example test predictions and the plots folder (replaced whole),
+    from (logits, labels) per split."""
     logits, labels = results["test"]
+    scores = {"val": m.classification_metrics(*results["val"])}
+    scores["test"] = test_scores(logits, labels, resamples)
     confusion = m.confusion_points(logits, labels, LABELS)
     roc, pr = m.roc_points(logits, labels), m.pr_points(logits, labels)
     plots, metrics_dir = out.folder(plots_dir), Path(metrics_dir)
@@ -128,5 +154,7 @@ def write_evaluation(
         m.plot_training(
             read_csv(curve, CURVE_COLUMNS), read_csv(val, VAL_COLUMNS), plots / "training.png"
         )
+    predictions = out.file(metrics_dir / PREDICTIONS)
+    predictions.write_text(predictions_csv(logits, labels), encoding="utf-8")
     out.file(metrics_dir / "eval.json").write_text(json_text(scores), encoding="utf-8")
     return scores

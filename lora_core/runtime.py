@@ -4,6 +4,7 @@ and the benchmarks share: same weights, device, precision and batches, so same l
 from __future__ import annotations
 
 import contextlib
+import platform
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +18,23 @@ from lora_core.errors import LoraSst2Error
 from lora_core.inject import merge_lora
 from lora_core.pretrained import BASE_DIR
 from lora_core.tokens import TokenizedSplit, collate, sorted_batches
+
+
+def cpu_model() -> str:
+    """The CPU's model name (Linux /proc/cpuinfo), else what the platform module says."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def hardware(device: torch.device) -> dict[str, str | None]:
+    """What a result was computed on: bf16 results differ between CPU and GPU models."""
+    gpu = torch.cuda.get_device_name(device) if device.type == "cuda" else None
+    return {"cpu": cpu_model(), "gpu": gpu, "torch": torch.__version__}
 
 
 def resolve_device(name: str) -> torch.device:

@@ -23,15 +23,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--plots", default="metrics/plots")
     args = parser.parse_args(argv)
     # The same load, merge, device and precision as `lora-sst2 predict`: the same logits.
-    inference = load_for_inference(args.models, load_params(args.params))
+    params = load_params(args.params)
+    inference = load_for_inference(args.models, params)
     results = {}
     for name in ("val", "test"):
         split = load_tokenized(args.tokenized, name)
         results[name] = (inference.logits(split), split.labels)
     with staged() as out:
-        scores = write_evaluation(out, results, args.metrics, args.plots)
-    val, test = scores["val"]["accuracy"], scores["test"]["accuracy"]
-    print(f"val accuracy {val:.4f}, test accuracy {test:.4f}")
+        resamples = params.evaluate.bootstrap_resamples
+        scores = write_evaluation(out, results, args.metrics, args.plots, resamples)
+    val, test = scores["val"], scores["test"]
+    interval = f"[{test['accuracy_ci95_low']:.4f}, {test['accuracy_ci95_high']:.4f}]"
+    print(f"val accuracy {val['accuracy']:.4f}, test accuracy {test['accuracy']:.4f} {interval}")
 
 
 if __name__ == "__main__":

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
-from lora_core.commands import gate
+from lora_core.commands import verdict
+from lora_core.config import GateConfig
 from tests.conftest import ROOT, clone, lora, run, set_metrics, set_params
 
 THRESHOLDS = {"test.accuracy": 0.005, "test.f1": 0.01}
@@ -16,8 +18,8 @@ THRESHOLDS = {"test.accuracy": 0.005, "test.f1": 0.01}
 # --- pure -------------------------------------------------------------------------------------
 
 
-def _row(key: str, old, new) -> gate.Row:
-    return gate.Row(key, key, old, new)
+def _row(key: str, old, new) -> verdict.Row:
+    return verdict.Row(key, key, old, new)
 
 
 @pytest.mark.parametrize(
@@ -31,17 +33,17 @@ def _row(key: str, old, new) -> gate.Row:
     ],
 )
 def test_regression_higher_is_better(old, new, expected):
-    assert gate.regression(_row("test.accuracy", old, new), 0.005) == expected
+    assert verdict.regression(_row("test.accuracy", old, new), 0.005) == expected
 
 
 def test_regression_loss_is_lower_is_better():
-    assert gate.regression(_row("test.loss", 0.70, 0.60), 0.01) is None
-    assert gate.regression(_row("test.loss", 0.70, 0.72), 0.01) == "rose by 0.02, more than 0.01"
+    assert verdict.regression(_row("test.loss", 0.70, 0.60), 0.01) is None
+    assert verdict.regression(_row("test.loss", 0.70, 0.72), 0.01) == "rose by 0.02, more than 0.01"
 
 
 def test_failures_name_a_threshold_without_a_metric():
     rows = [_row("test.accuracy", 0.9, 0.8)]
-    assert gate.failures(rows, {"test.accuracy": 0.005, "test.acc": 0.1}) == {
+    assert verdict.failures(rows, {"test.accuracy": 0.005, "test.acc": 0.1}) == {
         "test.accuracy": "dropped by 0.1, more than 0.005",
         "test.acc": "not in any metrics file",
     }
@@ -52,29 +54,30 @@ def test_diff_rows_prefix_keys_that_two_files_share():
         "metrics/train.json": {"loss": {"old": 1, "new": 2}, "epochs": {"old": 3, "new": 3}},
         "metrics/eval.json": {"loss": {"old": 0.5, "new": None}},
     }
-    assert gate.diff_rows(diff) == [
-        gate.Row("metrics/eval.json:loss", "loss", 0.5, None),
-        gate.Row("epochs", "epochs", 3, 3),
-        gate.Row("metrics/train.json:loss", "loss", 1, 2),
+    assert verdict.diff_rows(diff) == [
+        verdict.Row("metrics/eval.json:loss", "loss", 0.5, None),
+        verdict.Row("epochs", "epochs", 3, 3),
+        verdict.Row("metrics/train.json:loss", "loss", 1, 2),
     ]
 
 
 def test_nothing_to_compare_without_old_metrics_or_on_an_unchanged_head():
     same = [_row("test.accuracy", 0.8, 0.8)]
-    assert gate.nothing_to_compare("main", [_row("a", None, 1)], False) == (
+    assert verdict.nothing_to_compare("main", [_row("a", None, 1)], False) == (
         "nothing to compare: main has no metrics"
     )
-    assert gate.nothing_to_compare("HEAD", same, True) == (
+    assert verdict.nothing_to_compare("HEAD", same, True) == (
         "nothing to compare: HEAD is the checked-out commit and the workspace metrics are unchanged"
     )
-    assert gate.nothing_to_compare("main", same, False) is None
+    assert verdict.nothing_to_compare("main", same, False) is None
 
 
 def test_format_report_fails_and_names_the_metric():
     metrics = [_row("test.loss", 0.7, 0.6), _row("device", "cpu", "cpu")]
     metrics.append(_row("test.accuracy", 0.8, 0.78))
     params = [_row("lora.r", 4, 8)]
-    report, failed = gate.format_report("main", metrics, params, {"test.accuracy": 0.005})
+    config = GateConfig(max_drop={"test.accuracy": 0.005})
+    report, failed = verdict.format_report("main", metrics, params, config, "`main` has no file")
     assert failed
     assert report == (
         "## Metrics gate: `main` -> workspace\n\n"
@@ -82,6 +85,8 @@ def test_format_report_fails_and_names_the_metric():
         "| test.accuracy | 0.8 | 0.78 | -0.02 | FAIL: dropped by 0.02, more than 0.005 |\n"
         "| test.loss | 0.7 | 0.6 | -0.1 |  |\n"
         "| device | cpu | cpu | - |  |\n\n"
+        "### Paired test: the test split, example by example\n\n"
+        "No paired test: `main` has no file; the gate falls back to max_drop alone.\n\n"
         "### Params changed\n\n| param | old | new |\n|---|---|---|\n| lora.r | 4 | 8 |\n\n"
         "**FAIL**: test.accuracy dropped by 0.02, more than 0.005\n"
     )
@@ -89,33 +94,87 @@ def test_format_report_fails_and_names_the_metric():
 
 def test_format_report_passes_within_thresholds():
     metrics = [_row("test.accuracy", 0.8, 0.797), _row("test.f1", 0.7, 0.75)]
-    report, failed = gate.format_report("main", metrics, [], THRESHOLDS)
+    paired = verdict.Paired(examples=100, fixed=3, broken=5)
+    report, failed = verdict.format_report("main", metrics, [], GateConfig(THRESHOLDS), paired)
     assert not failed
     assert report.endswith(
         "| test.accuracy | 0.8 | 0.797 | -0.003 | ok (max drop 0.005) |\n"
         "| test.f1 | 0.7 | 0.75 | +0.05 | ok (max drop 0.01) |\n\n"
+        "### Paired test: the test split, example by example\n\n"
+        "| examples | fixed (wrong at `main`, right now) | broken (right, now wrong) | "
+        "McNemar exact p |\n|---:|---:|---:|---:|\n| 100 | 3 | 5 | 0.7266 |\n\n"
         "### Params changed\n\nNo params changed.\n\n"
         "**PASS**: no gated metric moved the wrong way by more than its max drop "
         "(test.accuracy 0.005, test.f1 0.01)\n"
     )
 
 
+@pytest.mark.parametrize(
+    ("fixed", "broken", "require", "failed", "warned"),
+    [
+        (0, 8, True, True, False),  # p = 0.0078: a significant drop fails
+        (3, 5, True, False, True),  # p = 0.73: past max_drop, not significant: warns
+        (3, 5, False, True, False),  # significance not required: max_drop alone
+    ],
+)
+def test_significance_decides_a_drop_past_max_drop(fixed, broken, require, failed, warned):
+    rows = [_row("test.accuracy", 0.8, 0.78), _row("train.json:x", 1, 1)]
+    config = GateConfig({"test.accuracy": 0.005}, require_significance=require)
+    paired = verdict.Paired(100, fixed, broken)
+    report, did_fail = verdict.format_report("main", rows, [], config, paired)
+    assert did_fail == failed
+    assert ("warn: dropped by 0.02, more than 0.005, but not significant" in report) == warned
+    if warned:
+        assert report.endswith(
+            "**PASS** with warnings: test.accuracy dropped by 0.02, more than 0.005, but not "
+            "significant (McNemar p = 0.727 >= alpha 0.05)\n"
+        )
+
+
+def test_pair_counts_flips_and_refuses_different_test_sets():
+    labels = np.array([1, 1, 0, 0, 1])
+    base, head = np.array([1, 0, 0, 1, 1]), np.array([0, 1, 0, 0, 1])
+    assert verdict.pair((labels, base), (labels, head)) == verdict.Paired(5, fixed=2, broken=1)
+    with pytest.raises(ValueError, match="different test sets"):
+        verdict.pair((labels[:4], base[:4]), (labels, head))
+
+
 # --- the CLI on tiny projects -----------------------------------------------------------------
 
 
-def _commit_accuracy(project: Path, before: float, after: float) -> None:
-    """Two commits: metrics at ``before`` (and known thresholds), then at ``after``."""
+PREDICTIONS = "metrics/predictions/test.csv"
+
+
+def _break(project: Path, count: int) -> None:
+    """Make the first ``count`` right predictions of the test split wrong."""
+    path = project / PREDICTIONS
+    lines = path.read_text().splitlines()
+    for i, line in enumerate(lines[1:], start=1):
+        index, label, predicted, p = line.split(",")
+        if count and label == predicted:
+            lines[i] = f"{index},{label},{1 - int(label)},{p}"
+            count -= 1
+    path.write_text("\n".join(lines) + "\n")
+
+
+def _commit_accuracy(project: Path, before: float, after: float, broken: int = 0) -> None:
+    """Two commits: metrics at ``before`` (and known thresholds), then at ``after`` with
+    ``broken`` test examples turned wrong (-1: the base commit has no predictions)."""
     set_params(project, {"gate": {"max_drop": THRESHOLDS}})
     set_metrics(project, before)
+    if broken < 0:
+        run(["git", "rm", "-q", "--cached", PREDICTIONS], project)
     run(["git", "commit", "-qam", "base"], project)
     set_params(project, {"lora": {"r": 8}})
     set_metrics(project, after)
+    _break(project, max(broken, 0))
+    run(["git", "add", PREDICTIONS], project)
     run(["git", "commit", "-qam", "candidate"], project)
 
 
-def test_gate_fails_on_a_drop_beyond_max_drop(committed, tmp_path, monkeypatch, capsys):
+def test_gate_fails_on_a_significant_drop_beyond_max_drop(committed, tmp_path, monkeypatch, capsys):
     project = clone(committed, tmp_path / "clone")
-    _commit_accuracy(project, before=0.8, after=0.78)
+    _commit_accuracy(project, before=0.8, after=0.78, broken=8)
     code, out, err = lora(
         monkeypatch, capsys, project, "gate", "--base", "HEAD~1", "--output", "gate.md"
     )
@@ -126,8 +185,32 @@ def test_gate_fails_on_a_drop_beyond_max_drop(committed, tmp_path, monkeypatch, 
         "| test.accuracy | 0.8 | 0.78 | -0.02 | FAIL: dropped by 0.02, more than 0.005 |\n"
     )
     assert "\n| lora.r | 4 | 8 |\n" in out
+    assert "\n| 40 | 0 | 8 | 0.007812 |\n" in out  # 8 flipped to wrong: p = 2 / 2**8
     assert out.endswith("\n**FAIL**: test.accuracy dropped by 0.02, more than 0.005\n")
     assert (project / "gate.md").read_text() == out
+
+
+def test_gate_warns_on_an_insignificant_drop(committed, tmp_path, monkeypatch, capsys):
+    project = clone(committed, tmp_path / "clone")
+    _commit_accuracy(project, before=0.8, after=0.78, broken=1)
+    code, out, _ = lora(monkeypatch, capsys, project, "gate", "--base", "HEAD~1")
+    assert code == 0
+    assert "\n| 40 | 0 | 1 | 1 |\n" in out
+    assert out.endswith(
+        "**PASS** with warnings: test.accuracy dropped by 0.02, more than 0.005, but not "
+        "significant (McNemar p = 1 >= alpha 0.05)\n"
+    )
+
+
+def test_gate_without_base_predictions_falls_back(committed, tmp_path, monkeypatch, capsys):
+    project = clone(committed, tmp_path / "clone")
+    _commit_accuracy(project, before=0.8, after=0.78, broken=-1)
+    code, out, _ = lora(monkeypatch, capsys, project, "gate", "--base", "HEAD~1")
+    assert code == 1
+    assert (
+        "No paired test: `HEAD~1` has no metrics/predictions/test.csv; the gate falls back "
+        "to max_drop alone.\n" in out
+    )
 
 
 def test_gate_passes_within_max_drop(committed, tmp_path, monkeypatch, capsys):

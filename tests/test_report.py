@@ -6,19 +6,19 @@ import pytest
 from safetensors.torch import load_file
 
 from lora_core.commands import cli
-from lora_core.commands.report import experiment_rows, markdown_table
+from lora_core.commands.report import describe, experiment_rows, group_rows, markdown_table
 from stages import train
 from tests.conftest import set_params
 
 FIXTURE = Path(__file__).parent / "fixtures/exp_show.json"  # `dvc exp show --json`, tiny runs
 
 
-def test_report_rows_take_baseline_and_experiments_not_workspace():
+def test_report_rows_take_baseline_first_then_experiments_not_workspace():
     rows = experiment_rows(json.loads(FIXTURE.read_text()))
-    assert [(r["name"], r["mode"], r["r"], r["trainable_params"]) for r in rows] == [
-        ("head", "head", None, 1122),
-        ("main", "lora", 4, 2146),
-        ("r8", "lora", 8, 3170),
+    assert [(r["name"], r["params"]["train.mode"], r["trainable_params"]) for r in rows] == [
+        ("main", "lora", 2146),
+        ("head", "head", 1122),
+        ("r8", "lora", 3170),
     ]
 
 
@@ -32,14 +32,42 @@ def test_report_rows_skip_older_commits_without_experiments():
     assert sorted(r["name"] for r in rows) == ["head", "head", "main", "old", "r8", "r8"]
 
 
+def _seeded(row: dict, seed: int, accuracy: float) -> dict:
+    return {**row, "params": {**row["params"], "train.seed": seed}, "test_accuracy": accuracy}
+
+
+def test_report_groups_experiments_that_differ_only_in_seed():
+    main, head, r8 = experiment_rows(json.loads(FIXTURE.read_text()))
+    rows = [main, _seeded(main, 1, 0.6), _seeded(main, 2, 0.7), head, r8, _seeded(r8, 1, 0.9)]
+    groups = group_rows(rows)
+    assert [(g["experiment"], g["n"]) for g in groups] == [
+        ("head", 1),
+        ("lora r=4", 3),
+        ("lora r=8", 2),
+    ]
+    mean, std = groups[1]["test_accuracy"]
+    assert mean == pytest.approx(0.6) and std == pytest.approx(0.1)  # 0.5, 0.6, 0.7
+    assert groups[0]["test_accuracy"] == (0.5, None)  # n = 1: no spread
+
+
+def test_report_describes_an_experiment_by_what_differs_from_the_baseline():
+    baseline = {"train.mode": "lora", "lora.r": 4, "train.lr": 0.002, "train.seed": 42}
+    assert describe({**baseline, "train.seed": 7}, baseline) == "lora r=4"
+    assert describe({**baseline, "lora.r": 8, "train.lr": 0.001}, baseline) == (
+        "lora r=8, train.lr=0.001"
+    )
+    assert describe({**baseline, "train.mode": "full", "lora.r": 8}, baseline) == "full"
+
+
 def test_report_markdown_table_is_exact():
-    rows = experiment_rows(json.loads(FIXTURE.read_text()))
-    assert markdown_table(rows[:2]) == (
-        "| experiment | mode | r | trainable params | test accuracy | val accuracy | train s"
-        " | peak MB | artifact bytes |\n"
-        "|---|---|---|---|---|---|---|---|---|\n"
-        "| head | head |  | 1122 | 0.5 | 0.5 | 5.4 | 432.3 | 4888 |\n"
-        "| main | lora | 4 | 2146 | 0.5 | 0.5 | 0.2 | 472.3 | 9856 |\n"
+    main, head, _ = experiment_rows(json.loads(FIXTURE.read_text()))
+    groups = group_rows([main, _seeded(main, 1, 0.6), head])
+    assert markdown_table(groups) == (
+        "| experiment | n | test accuracy | val accuracy | trainable params | train s "
+        "| artifact bytes |\n"
+        "|---|---:|---:|---:|---:|---:|---:|\n"
+        "| head | 1 | 0.5000 | 0.5000 | 1,122 | 5.4 | 4888 |\n"
+        "| lora r=4 | 2 | 0.5500 ± 0.0707 | 0.5000 ± 0.0000 | 2,146 | 0.2 | 9856 |\n"
     )
 
 

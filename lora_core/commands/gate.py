@@ -1,146 +1,23 @@
 """`lora-sst2 gate`: CI check that the committed metrics did not regress against a git revision.
 
 It compares `dvc metrics diff REV --all --json` (REV against the workspace) with
-params.yaml's gate.max_drop and prints a Markdown report.
+params.yaml's gate.max_drop, pairs REV's and the workspace's test predictions example by
+example (McNemar's exact test), and prints a Markdown report. A test metric that dropped
+past max_drop fails only when the paired test finds the change significant at gate.alpha
+(unless gate.require_significance is false); without predictions at REV, max_drop alone.
 """
 
 from __future__ import annotations
 
 import argparse
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from lora_core.commands.dvcrun import dvc_json, run
 from lora_core.commands.fresh import read_lock
+from lora_core.commands.verdict import Paired, diff_rows, format_report, nothing_to_compare, pair
 from lora_core.config import load_params
 from lora_core.errors import LoraSst2Error
-
-# Metrics are stored rounded; float subtraction leaves ~1e-17, so a drop of exactly max_drop passes.
-TOLERANCE = 1e-9
-
-
-# --- pure -------------------------------------------------------------------------------------
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
-
-
-@dataclass(frozen=True)
-class Row:
-    """One entry of a `dvc metrics diff` or `dvc params diff`: REV's value and the workspace's."""
-
-    name: str  # as shown: the key, prefixed with its file when two files share the key
-    key: str  # as in the file and in gate.max_drop, e.g. "test.accuracy"
-    old: Any
-    new: Any
-
-    @property
-    def diff(self) -> float | None:
-        """new - old when both are numbers."""
-        both = _is_number(self.old) and _is_number(self.new)
-        return self.new - self.old if both else None
-
-
-def diff_rows(diff: dict[str, dict[str, dict]]) -> list[Row]:
-    """Flatten dvc's `{file: {key: {"old", "new"}}}` JSON into rows sorted by file and key."""
-    keys = [key for entries in diff.values() for key in entries]
-    return [
-        Row(key if keys.count(key) == 1 else f"{path}:{key}", key, v.get("old"), v.get("new"))
-        for path in sorted(diff)
-        for key, v in sorted(diff[path].items())
-    ]
-
-
-def lower_is_better(key: str) -> bool:
-    """Losses should go down; every other metric should go up."""
-    return key.endswith("loss")
-
-
-def regression(row: Row, max_drop: float) -> str | None:
-    """Why a metric fails its threshold, or None when it held (or REV did not have it)."""
-    if row.old is None:
-        return None
-    if row.new is None:
-        return "missing in the workspace"
-    if row.diff is None:
-        return f"not a number ({row.old!r} -> {row.new!r})"
-    drop = row.diff if lower_is_better(row.key) else -row.diff
-    if drop - max_drop <= TOLERANCE:
-        return None
-    moved = "rose" if lower_is_better(row.key) else "dropped"
-    return f"{moved} by {_fmt(drop)}, more than {_fmt(max_drop)}"
-
-
-def failures(rows: list[Row], max_drop: dict[str, float]) -> dict[str, str]:
-    """Failing metric -> why, over every metric that gate.max_drop names."""
-    failed = {}
-    for key, limit in max_drop.items():
-        matching = [row for row in rows if row.key == key]
-        if not matching:
-            failed[key] = "not in any metrics file"
-        for row in matching:
-            reason = regression(row, limit)
-            if reason:
-                failed[row.name] = reason
-    return failed
-
-
-def nothing_to_compare(rev: str, rows: list[Row], rev_is_head: bool) -> str | None:
-    """The reason there is nothing to gate, or None."""
-    if all(row.old is None for row in rows):
-        return f"nothing to compare: {rev} has no metrics"
-    if rev_is_head and all(row.old == row.new for row in rows):
-        return (
-            f"nothing to compare: {rev} is the checked-out commit "
-            "and the workspace metrics are unchanged"
-        )
-    return None
-
-
-def _fmt(value: Any) -> str:
-    if value is None:
-        return "-"
-    text = f"{value:.6g}" if isinstance(value, float) else str(value)
-    return text.replace("|", "\\|")  # a bare | would split the Markdown cell
-
-
-def _gate_cell(row: Row, max_drop: dict[str, float], failed: dict[str, str]) -> str:
-    if row.name in failed:
-        return f"FAIL: {failed[row.name]}"
-    return f"ok (max drop {_fmt(max_drop[row.key])})" if row.key in max_drop else ""
-
-
-def _metric_line(row: Row, max_drop: dict[str, float], failed: dict[str, str]) -> str:
-    diff = "-" if row.diff is None else f"{row.diff:+.6g}"
-    gate = _gate_cell(row, max_drop, failed)
-    return f"| {row.name} | {_fmt(row.old)} | {_fmt(row.new)} | {diff} | {gate} |"
-
-
-def _verdict(failed: dict[str, str], max_drop: dict[str, float]) -> str:
-    if failed:
-        return "**FAIL**: " + "; ".join(f"{name} {why}" for name, why in failed.items())
-    limits = ", ".join(f"{key} {_fmt(limit)}" for key, limit in max_drop.items())
-    return f"**PASS**: no gated metric moved the wrong way by more than its max drop ({limits})"
-
-
-def format_report(
-    rev: str, metrics: list[Row], params: list[Row], max_drop: dict[str, float]
-) -> tuple[str, bool]:
-    """The Markdown report (gated metrics first) and whether the gate failed."""
-    failed = failures(metrics, max_drop)
-    lines = [f"## Metrics gate: `{rev}` -> workspace", ""]
-    lines += ["| metric | old | new | diff | gate |", "|---|---:|---:|---:|---|"]
-    gated_first = sorted(metrics, key=lambda row: row.key not in max_drop)
-    lines += [_metric_line(row, max_drop, failed) for row in gated_first]
-    lines += ["", "### Params changed", ""]
-    lines += ["| param | old | new |", "|---|---|---|"] if params else ["No params changed."]
-    lines += [f"| {r.name} | {_fmt(r.old)} | {_fmt(r.new)} |" for r in params]
-    return "\n".join([*lines, "", _verdict(failed, max_drop)]) + "\n", bool(failed)
-
-
-# --- command ----------------------------------------------------------------------------------
+from lora_core.stats import PREDICTIONS, read_predictions
 
 
 def _commit(rev: str) -> str:
@@ -153,9 +30,24 @@ def _commit(rev: str) -> str:
     return proc.stdout.strip()
 
 
+def paired_predictions(rev: str) -> Paired | str:
+    """REV's test predictions (from git) paired with the workspace's, or why they cannot be."""
+    path = f"metrics/{PREDICTIONS}"
+    shown = run(["git", "show", f"{rev}:{path}"], "git show")
+    if shown.returncode != 0:
+        return f"`{rev}` has no {path}"
+    if not Path(path).is_file():
+        return f"the workspace has no {path}"
+    try:
+        base = read_predictions(shown.stdout)
+        return pair(base, read_predictions(Path(path).read_text(encoding="utf-8")))
+    except ValueError as err:
+        return f"cannot pair {path} of `{rev}` and the workspace ({err})"
+
+
 def run_gate(args: argparse.Namespace) -> int:
     """Print the metrics report against --base; exit 1 when a gated metric regressed."""
-    max_drop = load_params(args.params).gate.max_drop
+    gate = load_params(args.params).gate
     read_lock()  # a damaged dvc.lock would make dvc compare nothing, and the gate pass
     rev_is_head = _commit(args.base) == _commit("HEAD")
     metrics = diff_rows(dvc_json("metrics", "diff", args.base, "--all", "--json"))
@@ -164,7 +56,8 @@ def run_gate(args: argparse.Namespace) -> int:
         report, failed = note + "\n", False
     else:
         params = diff_rows(dvc_json("params", "diff", args.base, "--json"))
-        report, failed = format_report(args.base, metrics, params, max_drop)
+        paired = paired_predictions(args.base)
+        report, failed = format_report(args.base, metrics, params, gate, paired)
     print(report, end="")
     if args.output:
         Path(args.output).write_text(report, encoding="utf-8")
