@@ -51,7 +51,7 @@ class DataConfig(_Section):
     SECTION = "data"
     source: str = "nyu-mll/glue"
     config: str = "sst2"
-    split: str = "random"
+    split: str = "sentence"
     val_fraction: float = 0.1
     seed: int = 42
     max_train_examples: int | None = None

@@ -31,6 +31,9 @@ LOCK = {
 }
 
 
+OUT = {"path": "models/a", "hash": "md5", "md5": "0" * 32, "size": 3}
+
+
 # --- pure -------------------------------------------------------------------------------------
 
 
@@ -124,3 +127,36 @@ def test_check_fresh_catches_hand_edited_metrics(committed, tmp_path, monkeypatc
         1,
         f"stale: evaluate (outs changed: metrics/eval.json) -- {HINT}\n",
     )
+
+
+def test_lock_problem_names_what_is_missing():
+    whole = {"schema": "2.0", "stages": {"train": {"cmd": "x", "outs": [OUT]}}}
+    assert fresh.lock_problem(whole) is None
+    assert fresh.lock_problem(None) == "no stages mapping"
+    no_cmd = {"schema": "2.0", "stages": {"train": {"deps": []}}}
+    assert (
+        fresh.lock_problem(no_cmd) == "required key not provided @ data['stages']['train']['cmd']"
+    )
+    for cut in ({"path": "m", "hash": "md5"}, {**OUT, "md5": 179}):  # "md5: 0179" parses
+        lock = {"schema": "2.0", "stages": {"train": {"cmd": "x", "outs": [cut]}}}
+        assert fresh.lock_problem(lock) == "stage 'train': an entry of outs has no path and hash"
+
+
+def test_check_fresh_and_gate_refuse_damaged_files(committed, tmp_path, monkeypatch, capsys):
+    project = clone(committed, tmp_path / "clone")
+    lock = (project / "dvc.lock").read_bytes()
+    (project / "dvc.lock").write_bytes(lock[: len(lock) // 2])
+    for command in (["check-fresh"], ["gate", "--base", "HEAD"]):
+        code, out, err = lora(monkeypatch, capsys, project, *command)
+        assert (code, out) == (2, "")
+        assert err.startswith("lora-sst2: error: dvc.lock is damaged (")
+        assert err.endswith(
+            "); restore it with `git checkout -- dvc.lock`, or run `dvc repro` to write it anew\n"
+        )
+    run(["git", "checkout", "dvc.lock"], project)
+    params = (project / "params.yaml").read_text()
+    (project / "params.yaml").write_text(params.replace("  r: 4", "\tr: 4"))
+    code, _, err = lora(monkeypatch, capsys, project, "check-fresh")
+    assert code == 2
+    assert err.startswith("lora-sst2: error: params.yaml is not valid YAML (line ")
+    assert err.endswith("found character '\\t' that cannot start any token\n")

@@ -32,7 +32,13 @@ def test_pipeline_repro_caches_and_experiments(tiny_project):
         "mcc",
         "loss",
         "examples",
+        "accuracy_ci95_low",
+        "accuracy_ci95_high",
+        "f1_ci95_low",
+        "f1_ci95_high",
     }
+    low, high = metrics["test"]["accuracy_ci95_low"], metrics["test"]["accuracy_ci95_high"]
+    assert low <= metrics["test"]["accuracy"] <= high
     assert metrics["test"]["examples"] == 40
 
     assert _ran(run(["dvc", "repro"], tiny_project).stdout) == []

@@ -3,6 +3,7 @@
 import json
 
 import numpy as np
+import torch
 
 from lora_core.data import read_glue_tsv
 from lora_core.tokens import load_tokenized
@@ -33,6 +34,13 @@ def test_stages_main_in_order(tiny_project, monkeypatch, capsys):
     metrics = json.loads((tiny_project / "metrics/train.json").read_text())
     assert metrics["trainable_params"] == 2 * 2 * (32 * 4 + 4 * 32) + 32 * 2 + 2
     assert metrics["epochs"] == 2 and metrics["device"] == "cpu"
+    assert set(metrics) == {
+        *("mode", "trainable_params", "total_params", "trainable_percent", "adapter_bytes"),
+        *("epochs", "best_epoch", "best_val_accuracy", "device", "precision"),
+        *("cpu", "gpu", "torch", "train_examples_seen", "train_seconds"),
+        *("examples_per_second", "peak_memory_mb"),
+    }
+    assert metrics["gpu"] is None and metrics["torch"] == torch.__version__
     config = json.loads((tiny_project / "models/adapter.json").read_text())
     assert config["base_model"] == "sentence-transformers/all-MiniLM-L6-v2"
     assert config["lora"] == {
@@ -62,4 +70,8 @@ def test_stages_main_in_order(tiny_project, monkeypatch, capsys):
     }
     confusion = json.loads((tiny_project / "metrics/plots/confusion.json").read_text())
     assert len(confusion) == 40 and set(confusion[0]) == {"actual", "predicted"}
+    rows = (tiny_project / "metrics/predictions/test.csv").read_text().splitlines()
+    assert rows[0] == "index,label,predicted,probability" and len(rows) == 1 + 40
+    right = sum(int(r.split(",")[1]) == int(r.split(",")[2]) for r in rows[1:])
+    assert right / 40 == scores["test"]["accuracy"]
     assert "test accuracy" in capsys.readouterr().out

@@ -25,8 +25,9 @@ def dvc_json(*args: str) -> Any:
     shown = " ".join(["dvc", *args])
     proc = run([sys.executable, "-m", "dvc", *args], shown)
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
-    if proc.returncode != 0:
-        why = lines[-1].removeprefix("ERROR: ") if lines else f"exit {proc.returncode}"
+    errors = [line for line in lines if line.startswith("ERROR: ")] or lines
+    if proc.returncode != 0:  # DVC ends with a support banner: its ERROR line says why
+        why = errors[-1].removeprefix("ERROR: ") if errors else f"exit {proc.returncode}"
         raise LoraSst2Error(f"`{shown}` failed: {why}")
     try:
         return json.loads(proc.stdout or "{}")

@@ -126,19 +126,22 @@ def _read_yaml(path: Path) -> Any:
 
 
 def lock_problem(lock: Any) -> str | None:
-    """What makes a parsed dvc.lock unusable (cut short, hand-edited), or None."""
+    """What makes a parsed dvc.lock unusable (cut short, hand-edited), or None: DVC's own
+    lock schema, and a hash on every dep and out (DVC accepts an entry cut before it)."""
+    from dvc.schema import COMPILED_LOCKFILE_SCHEMA
+    from voluptuous import Invalid
+
     if not isinstance(lock, dict) or not isinstance(lock.get("stages"), dict):
         return "no stages mapping"
+    try:
+        COMPILED_LOCKFILE_SCHEMA(lock)
+    except Invalid as err:
+        return str(err)
     for name, stage in lock["stages"].items():
-        if not isinstance(stage, dict) or not isinstance(stage.get("cmd"), str):
-            return f"stage {name!r} has no cmd"
-        for kind in ("deps", "outs"):
+        for kind in ("deps", "outs"):  # DVC's schema took them to be lists of mappings
             entries = stage.get(kind, [])
-            ok = isinstance(entries, list) and all(
-                isinstance(e, dict) and "path" in e and e.get(e.get("hash", "md5")) for e in entries
-            )
-            if not ok:
-                return f"stage {name!r} has a {kind} entry without a path and hash"
+            if not all(isinstance(e.get(e.get("hash", "md5")), str) for e in entries):
+                return f"stage {name!r}: an entry of {kind} has no path and hash"
     return None
 
 
@@ -147,10 +150,14 @@ def read_lock(path: Path = Path("dvc.lock")) -> dict:
     fix = f"restore it with `git checkout -- {path}`, or run `dvc repro` to write it anew"
     if not path.exists():
         return {}  # nothing reproduced yet: every stage is stale, which status will say
-    try:
-        lock = load_yaml(path)
-    except LoraSst2Error as err:
-        raise LoraSst2Error(f"{path} is damaged ({err}); {fix}") from None
+    from dvc.utils.serialize import YAMLError, parse_yaml
+
+    try:  # DVC's own YAML reader: `md5: 0179` is the number it reads there, not a string
+        lock = parse_yaml(path.read_text(encoding="utf-8"), str(path))
+    except (YAMLError, UnicodeDecodeError) as err:
+        mark = getattr(err.__cause__, "problem_mark", None)
+        where = f"not valid YAML (line {mark.line + 1})" if mark else "not valid YAML"
+        raise LoraSst2Error(f"{path} is damaged ({where}); {fix}") from None
     problem = lock_problem(lock)
     if problem:
         raise LoraSst2Error(f"{path} is damaged ({problem}); {fix}")
