@@ -12,7 +12,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from lora_core.config import LoraConfig, ModelConfig, Params, build
+from lora_core.config import MAX_LENGTH, MODES, LoraConfig, ModelConfig, Params, build
 from lora_core.errors import ConfigError, LoraSst2Error, check_keys, errors_from
 from lora_core.files import json_text, read_json
 from lora_core.inject import load_lora_state_dict
@@ -20,6 +20,7 @@ from lora_core.model import build_classifier
 from lora_core.pretrained import BASE_DIR, LABELS
 
 WEIGHTS, CONFIG = "adapter.safetensors", "adapter.json"
+LENGTHS = f"an integer from 2 to {MAX_LENGTH}"
 FORMAT = 1
 
 
@@ -58,14 +59,18 @@ class AdapterConfig:
     def check(self) -> None:
         """Every value a loader relies on, each error naming its key and what is allowed."""
         rules = [
-            ("format", self.format == FORMAT, f"this version reads format {FORMAT}"),
             (
-                "base_model",
-                isinstance(self.base_model, str) and bool(self.base_model),
-                "a model id",
+                "format",
+                _is_int(self.format) and self.format == FORMAT,
+                f"this version reads {FORMAT}",
             ),
-            ("max_length", _is_int(self.max_length) and self.max_length >= 2, "an integer >= 2"),
-            ("mode", self.mode in ("lora", "head", "full"), "use lora, head or full"),
+            ("base_model", isinstance(self.base_model, str) and self.base_model.strip(), "an id"),
+            (
+                "max_length",
+                _is_int(self.max_length) and 2 <= self.max_length <= MAX_LENGTH,
+                LENGTHS,
+            ),
+            ("mode", self.mode in MODES, f"use {', '.join(MODES)}"),
             ("train_pooler", isinstance(self.train_pooler, bool), "must be true or false"),
             ("labels", self.labels == LABELS, f"must be {list(LABELS)}"),
         ]

@@ -57,7 +57,7 @@ class DataConfig(_Section):
     max_train_examples: int | None = None
 
     def check(self) -> None:
-        self.require("split", self.split in SPLITS, f"use {' or '.join(SPLITS)}")
+        self.require("split", self.split in SPLIT_KINDS, f"use {' or '.join(SPLIT_KINDS)}")
         self.require("val_fraction", 0 < self.val_fraction < 1, "must be > 0 and < 1")
         n = self.max_train_examples
         self.require("max_train_examples", n is None or n >= 1, "must be null or >= 1")
@@ -115,7 +115,7 @@ class TrainConfig(_Section):
     bucket_chunk: int = 64
 
     def check(self) -> None:
-        self.require("mode", self.mode in ("lora", "head", "full"), "use lora, head or full")
+        self.require("mode", self.mode in MODES, f"use {', '.join(MODES)}")
         self.require("epochs", 1 <= self.epochs <= MAX_EPOCHS, f"must be from 1 to {MAX_EPOCHS}")
         self.require("batch_size", 1 <= self.batch_size <= MAX_BATCH, BATCH_RANGE)
         self.require("lr", self.lr > 0, "must be > 0")
@@ -139,7 +139,7 @@ class EvaluateConfig(_Section):
     def check(self) -> None:
         self.require("batch_size", 1 <= self.batch_size <= MAX_BATCH, BATCH_RANGE)
         n = self.bootstrap_resamples
-        self.require("bootstrap_resamples", 100 <= n <= 100_000, "must be from 100 to 100000")
+        self.require("bootstrap_resamples", 1000 <= n <= 100_000, "must be from 1000 to 100000")
         self.require("precision", self.precision in PRECISIONS, f"use {', '.join(PRECISIONS)}")
 
 
@@ -158,7 +158,8 @@ class GateConfig(_Section):
         self.require("alpha", 0 < self.alpha < 1, "must be > 0 and < 1")
 
 
-SPLITS = ("random", "sentence")  # data.split: a random 10% of GLUE train, or whole sentences
+SPLIT_KINDS = ("random", "sentence")  # data.split: a random share of GLUE train, or sentences
+MODES = ("lora", "head", "full")  # train.mode: what trains
 DEVICES = ("auto", "cpu", "cuda")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 SECTIONS: dict[str, type[_Section]] = {

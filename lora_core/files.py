@@ -8,6 +8,7 @@ a project (a folder with ``.git``, ``.dvc`` or ``dvc.yaml``).
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
@@ -61,8 +62,15 @@ def _remove(path: Path) -> None:
 
 
 def _unwritable(path: Path, err: OSError) -> OSError:
-    """The error of a temporary that could not be made, naming the output, not the temporary."""
+    """The error of a temporary that could not be made or moved, naming the output."""
     return type(err)(err.errno, err.strerror, str(path))
+
+
+def _rename(source: Path, dest: Path, output: Path) -> None:
+    try:
+        os.replace(source, dest)
+    except OSError as err:
+        raise _unwritable(output, err) from None
 
 
 class Staged:
@@ -78,6 +86,8 @@ class Staged:
     def file(self, path: str | Path) -> Path:
         """A temporary file to write; it becomes ``path`` on commit."""
         path = Path(path)
+        if path.is_dir() and not path.is_symlink():  # not ours to remove: the user moves it
+            raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(path))
         path.parent.mkdir(parents=True, exist_ok=True)
         try:
             fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -101,19 +111,26 @@ class Staged:
         return tmp
 
     def commit(self) -> None:
-        """Rename every temporary onto its path; an old folder is swapped out, then removed."""
-        for tmp, path in self._moves:
-            plain_modes(tmp)
-            old = None
-            if tmp.is_dir() and (path.exists() or path.is_symlink()):
-                old = path.with_name(f"{tmp.name}.old")
-                os.replace(path, old)
-            try:
-                os.replace(tmp, path)
-            except OSError:
+        """Put every temporary in its place, all or none: each old output is first renamed
+        aside, and if any step fails, every output done so far is put back as it was."""
+        done: list[tuple[Path, Path | None]] = []  # (output, its old version aside)
+        try:
+            for tmp, path in self._moves:
+                plain_modes(tmp)
+                old = None
+                if path.exists() or path.is_symlink():
+                    old = path.with_name(f"{tmp.name}.old.tmp")
+                    _rename(path, old, path)
+                done.append((path, old))
+                _rename(tmp, path, path)
+        except BaseException:
+            for path, old in reversed(done):  # undo: our new output out, the old one back
+                if path.exists() or path.is_symlink():
+                    _remove(path)
                 if old is not None:
                     os.replace(old, path)
-                raise
+            raise
+        for _, old in done:
             if old is not None:
                 _remove(old)
 
@@ -189,10 +206,15 @@ def load_yaml(path: str | Path) -> Any:
     except UnicodeDecodeError:
         raise LoraSst2Error(f"{path} is not UTF-8 text") from None
     except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f" (line {mark.line + 1})" if mark else ""
-        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
-        raise LoraSst2Error(f"{path} is not valid YAML{where}: {problem}") from None
+        raise LoraSst2Error(f"{path} is {yaml_problem(err)}") from None
+
+
+def yaml_problem(err: Exception) -> str:
+    """'not valid YAML (line N): what' for a PyYAML or ruamel (DVC's) parse error."""
+    mark = getattr(err, "problem_mark", None)
+    where = f" (line {mark.line + 1})" if mark else ""
+    problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+    return f"not valid YAML{where}: {problem}"
 
 
 def decode_utf8(raw: bytes, where: str, error: type[LoraSst2Error] = LoraSst2Error) -> str:

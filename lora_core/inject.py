@@ -8,6 +8,7 @@ from collections.abc import Iterable, Iterator
 import torch
 from torch import nn
 
+from lora_core.config import MODES
 from lora_core.errors import LoraSst2Error
 from lora_core.layer import LoRALinear
 
@@ -67,8 +68,8 @@ def mark_trainable(model: nn.Module, mode: str = "lora", train_pooler: bool = Fa
     ``lora``: LoRA matrices and the classifier head (and the pooler if ``train_pooler``);
     ``head``: the classifier head (and the pooler if ``train_pooler``); ``full``: everything.
     """
-    if mode not in ("lora", "head", "full"):
-        raise LoraSst2Error(f"train.mode = {mode!r} is not allowed: use lora, head or full")
+    if mode not in MODES:
+        raise LoraSst2Error(f"train.mode = {mode!r} is not allowed: use {', '.join(MODES)}")
     for name, param in model.named_parameters():
         leaf = name.rsplit(".", 1)[-1]
         is_lora = leaf in ("lora_A", "lora_B")

@@ -42,6 +42,20 @@ def bootstrap_intervals(
     }
 
 
+def paired_bootstrap_p(
+    base: np.ndarray, head: np.ndarray, labels: np.ndarray, resamples: int
+) -> float:
+    """Two-sided p of "F1 did not change": how often the resampled F1 difference (head -
+    base, the same examples for both) lands on either side of zero."""
+    rng = np.random.default_rng(BOOTSTRAP_SEED)
+    n, below, above = len(labels), 0, 0
+    for start in range(0, resamples, 500):
+        idx = rng.integers(0, n, size=(min(500, resamples - start), n))
+        diff = _accuracy_f1(head[idx], labels[idx])[1] - _accuracy_f1(base[idx], labels[idx])[1]
+        below, above = below + int((diff <= 0).sum()), above + int((diff >= 0).sum())
+    return min(1.0, 2 * min(below, above) / resamples)
+
+
 def mcnemar_exact(fixed: int, broken: int) -> float:
     """Two-sided exact McNemar p-value: the discordant pairs against Binomial(n, 1/2)."""
     n = fixed + broken
@@ -63,6 +77,9 @@ def read_predictions(text: str) -> tuple[np.ndarray, np.ndarray]:
     rows = list(csv.DictReader(io.StringIO(text)))
     if not rows or tuple(rows[0]) != PREDICTION_COLUMNS:
         raise ValueError("not a predictions file")
-    if [int(r["index"]) for r in rows] != list(range(len(rows))):
-        raise ValueError("indices are not 0..n-1")
-    return tuple(np.array([int(r[c]) for r in rows]) for c in ("label", "predicted"))
+    try:
+        if [int(r["index"]) for r in rows] != list(range(len(rows))):
+            raise ValueError("indices are not 0..n-1")
+        return tuple(np.array([int(r[c]) for r in rows]) for c in ("label", "predicted"))
+    except (TypeError, KeyError):  # a row cut short: DictReader fills it with None
+        raise ValueError("a row is cut short") from None

@@ -67,7 +67,7 @@ def load_tokenized(folder: str | Path, name: str) -> TokenizedSplit:
             info = json.loads((f.metadata() or {}).get("info", "{}"))
         t = load_file(str(path))
         split = TokenizedSplit(t["ids"], t["offsets"], t["labels"], int(info.get("pad_id", 0)))
-    except (SafetensorError, json.JSONDecodeError, KeyError, ValueError) as err:
+    except (SafetensorError, KeyError, ValueError, TypeError, AttributeError) as err:
         raise DataError(
             f"{path} is damaged ({type(err).__name__}): run `dvc repro --force tokenize`"
         ) from None

@@ -96,7 +96,7 @@ def test_config_model_dropout_is_null_or_a_float(value, expected):
             "train.batch_size = 1000000000 is not allowed: must be an integer from 1 to 4096",
         ),
         ("train", "bucket_chunk", 5000, "train.bucket_chunk = 5000 is not allowed: must be an"),
-        ("train", "mode", "peft", "train.mode = 'peft' is not allowed: use lora, head or full"),
+        ("train", "mode", "peft", "train.mode = 'peft' is not allowed: use lora, head, full"),
         ("train", "device", "tpu", "train.device = 'tpu' is not allowed: use one of auto, cpu"),
         ("train", "precision", "int8", "train.precision = 'int8' is not allowed: use auto, fp32"),
         ("data", "val_fraction", 0, "data.val_fraction = 0.0 is not allowed: must be > 0 and < 1"),

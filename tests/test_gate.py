@@ -94,7 +94,7 @@ def test_format_report_fails_and_names_the_metric():
 
 def test_format_report_passes_within_thresholds():
     metrics = [_row("test.accuracy", 0.8, 0.797), _row("test.f1", 0.7, 0.75)]
-    paired = verdict.Paired(examples=100, fixed=3, broken=5)
+    paired = verdict.Paired(examples=100, fixed=3, broken=5, f1_p_value=0.5)
     report, failed = verdict.format_report("main", metrics, [], GateConfig(THRESHOLDS), paired)
     assert not failed
     assert report.endswith(
@@ -102,7 +102,8 @@ def test_format_report_passes_within_thresholds():
         "| test.f1 | 0.7 | 0.75 | +0.05 | ok (max drop 0.01) |\n\n"
         "### Paired test: the test split, example by example\n\n"
         "| examples | fixed (wrong at `main`, right now) | broken (right, now wrong) | "
-        "McNemar exact p |\n|---:|---:|---:|---:|\n| 100 | 3 | 5 | 0.7266 |\n\n"
+        "accuracy: McNemar exact p | F1: paired bootstrap p |\n|---:|---:|---:|---:|---:|\n"
+        "| 100 | 3 | 5 | 0.7266 | 0.5 |\n\n"
         "### Params changed\n\nNo params changed.\n\n"
         "**PASS**: no gated metric moved the wrong way by more than its max drop "
         "(test.accuracy 0.005, test.f1 0.01)\n"
@@ -134,9 +135,12 @@ def test_significance_decides_a_drop_past_max_drop(fixed, broken, require, faile
 def test_pair_counts_flips_and_refuses_different_test_sets():
     labels = np.array([1, 1, 0, 0, 1])
     base, head = np.array([1, 0, 0, 1, 1]), np.array([0, 1, 0, 0, 1])
-    assert verdict.pair((labels, base), (labels, head)) == verdict.Paired(5, fixed=2, broken=1)
+    paired = verdict.pair((labels, base), (labels, head), resamples=1000)
+    assert (paired.examples, paired.fixed, paired.broken) == (5, 2, 1)
+    assert paired.p_for("test.accuracy") == 1.0 and paired.p_for("test.loss") is None
+    assert 0 < paired.p_for("test.f1") <= 1
     with pytest.raises(ValueError, match="different test sets"):
-        verdict.pair((labels[:4], base[:4]), (labels, head))
+        verdict.pair((labels[:4], base[:4]), (labels, head), resamples=1000)
 
 
 # --- the CLI on tiny projects -----------------------------------------------------------------
@@ -185,7 +189,7 @@ def test_gate_fails_on_a_significant_drop_beyond_max_drop(committed, tmp_path, m
         "| test.accuracy | 0.8 | 0.78 | -0.02 | FAIL: dropped by 0.02, more than 0.005 |\n"
     )
     assert "\n| lora.r | 4 | 8 |\n" in out
-    assert "\n| 40 | 0 | 8 | 0.007812 |\n" in out  # 8 flipped to wrong: p = 2 / 2**8
+    assert "\n| 40 | 0 | 8 | 0.007812 | " in out  # 8 flipped to wrong: p = 2 / 2**8
     assert out.endswith("\n**FAIL**: test.accuracy dropped by 0.02, more than 0.005\n")
     assert (project / "gate.md").read_text() == out
 
@@ -195,7 +199,7 @@ def test_gate_warns_on_an_insignificant_drop(committed, tmp_path, monkeypatch, c
     _commit_accuracy(project, before=0.8, after=0.78, broken=1)
     code, out, _ = lora(monkeypatch, capsys, project, "gate", "--base", "HEAD~1")
     assert code == 0
-    assert "\n| 40 | 0 | 1 | 1 |\n" in out
+    assert "\n| 40 | 0 | 1 | 1 | " in out
     assert out.endswith(
         "**PASS** with warnings: test.accuracy dropped by 0.02, more than 0.005, but not "
         "significant (McNemar p = 1 >= alpha 0.05)\n"

@@ -15,7 +15,7 @@ def run(cmd: list[str], shown: str) -> subprocess.CompletedProcess:
     """Run ``cmd`` capturing text output; a missing program is a LoraSst2Error naming ``shown``."""
     env = {"DVC_NO_ANALYTICS": "1", **os.environ}
     try:
-        return subprocess.run(cmd, capture_output=True, text=True, env=env)
+        return subprocess.run(cmd, capture_output=True, text=True, errors="replace", env=env)
     except FileNotFoundError:
         raise LoraSst2Error(f"`{shown}` failed: {cmd[0]} not found") from None
 

@@ -30,7 +30,7 @@ def _commit(rev: str) -> str:
     return proc.stdout.strip()
 
 
-def paired_predictions(rev: str) -> Paired | str:
+def paired_predictions(rev: str, resamples: int) -> Paired | str:
     """REV's test predictions (from git) paired with the workspace's, or why they cannot be."""
     path = f"metrics/{PREDICTIONS}"
     shown = run(["git", "show", f"{rev}:{path}"], "git show")
@@ -40,14 +40,15 @@ def paired_predictions(rev: str) -> Paired | str:
         return f"the workspace has no {path}"
     try:
         base = read_predictions(shown.stdout)
-        return pair(base, read_predictions(Path(path).read_text(encoding="utf-8")))
-    except ValueError as err:
+        return pair(base, read_predictions(Path(path).read_text(encoding="utf-8")), resamples)
+    except (ValueError, UnicodeDecodeError) as err:
         return f"cannot pair {path} of `{rev}` and the workspace ({err})"
 
 
 def run_gate(args: argparse.Namespace) -> int:
     """Print the metrics report against --base; exit 1 when a gated metric regressed."""
-    gate = load_params(args.params).gate
+    params = load_params(args.params)
+    gate = params.gate
     read_lock()  # a damaged dvc.lock would make dvc compare nothing, and the gate pass
     rev_is_head = _commit(args.base) == _commit("HEAD")
     metrics = diff_rows(dvc_json("metrics", "diff", args.base, "--all", "--json"))
@@ -56,7 +57,7 @@ def run_gate(args: argparse.Namespace) -> int:
         report, failed = note + "\n", False
     else:
         params = diff_rows(dvc_json("params", "diff", args.base, "--json"))
-        paired = paired_predictions(args.base)
+        paired = paired_predictions(args.base, params.evaluate.bootstrap_resamples)
         report, failed = format_report(args.base, metrics, params, gate, paired)
     print(report, end="")
     if args.output:

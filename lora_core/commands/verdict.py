@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from lora_core.config import GateConfig
-from lora_core.stats import flips, mcnemar_exact
+from lora_core.stats import flips, mcnemar_exact, paired_bootstrap_p
 
 # Metrics are stored rounded; float subtraction leaves ~1e-17, so a drop of exactly max_drop passes.
 TOLERANCE = 1e-9
@@ -92,30 +92,44 @@ class Paired:
     examples: int
     fixed: int  # REV wrong, workspace right
     broken: int  # REV right, workspace wrong
+    f1_p_value: float = 1.0  # paired bootstrap: did F1 change?
 
     @property
     def p_value(self) -> float:
+        """McNemar's exact p: did accuracy change?"""
         return mcnemar_exact(self.fixed, self.broken)
 
+    def p_for(self, key: str) -> float | None:
+        """The paired test's p for a metric, or None where there is none (loss, val)."""
+        return {"test.accuracy": self.p_value, "test.f1": self.f1_p_value}.get(key)
 
-def pair(base: tuple[np.ndarray, np.ndarray], head: tuple[np.ndarray, np.ndarray]) -> Paired:
+
+def pair(
+    base: tuple[np.ndarray, np.ndarray], head: tuple[np.ndarray, np.ndarray], resamples: int
+) -> Paired:
     """Pair two (labels, predicted) of the same test set; different sets are a ValueError."""
     (base_labels, base_pred), (labels, head_pred) = base, head
     if len(base_labels) != len(labels) or (base_labels != labels).any():
         raise ValueError("the two commits scored different test sets")
-    return Paired(len(labels), *flips(base_pred, head_pred, labels))
+    f1_p = paired_bootstrap_p(base_pred, head_pred, labels, resamples)
+    return Paired(len(labels), *flips(base_pred, head_pred, labels), f1_p)
 
 
 def significance(
     rows: list[Row], failed: dict[str, str], paired: Paired | None, gate: GateConfig
 ) -> tuple[dict[str, str], dict[str, str]]:
-    """(failures, warnings): a test metric's drop that McNemar does not find significant
-    at ``gate.alpha`` only warns, unless ``gate.require_significance`` is false."""
-    if paired is None or not gate.require_significance or paired.p_value < gate.alpha:
+    """(failures, warnings): a drop of test accuracy (McNemar) or test F1 (paired bootstrap)
+    that its paired test does not find significant at ``gate.alpha`` only warns, unless
+    ``gate.require_significance`` is false."""
+    if paired is None or not gate.require_significance:
         return failed, {}
-    drops = {row.name for row in rows if row.key.startswith("test.") and row.diff is not None}
-    why = f"but not significant (McNemar p = {paired.p_value:.3g} >= alpha {gate.alpha:g})"
-    warned = {name: f"{reason}, {why}" for name, reason in failed.items() if name in drops}
+    warned = {}
+    for row in rows:
+        p = paired.p_for(row.key)
+        if row.name in failed and row.diff is not None and p is not None and p >= gate.alpha:
+            test = "McNemar" if row.key == "test.accuracy" else "paired bootstrap"
+            why = f"but not significant ({test} p = {p:.3g} >= alpha {gate.alpha:g})"
+            warned[row.name] = f"{failed[row.name]}, {why}"
     return {k: v for k, v in failed.items() if k not in warned}, warned
 
 
@@ -157,11 +171,12 @@ def _paired_lines(rev: str, paired: Paired | str) -> list[str]:
     if isinstance(paired, str):
         return [*lines, f"No paired test: {paired}; the gate falls back to max_drop alone."]
     header = f"| examples | fixed (wrong at `{rev}`, right now) | broken (right, now wrong) | "
+    p = paired
     return [
         *lines,
-        header + "McNemar exact p |",
-        "|---:|---:|---:|---:|",
-        f"| {paired.examples} | {paired.fixed} | {paired.broken} | {paired.p_value:.4g} |",
+        header + "accuracy: McNemar exact p | F1: paired bootstrap p |",
+        "|---:|---:|---:|---:|---:|",
+        f"| {p.examples} | {p.fixed} | {p.broken} | {p.p_value:.4g} | {p.f1_p_value:.4g} |",
     ]
 
 
