@@ -68,7 +68,7 @@ def memory_note(device: torch.device) -> str:
 
 
 def run_pipeline(args: argparse.Namespace, params: Params) -> dict:
-    """stages.train.train + stages.evaluate.evaluate on the test split, with timings."""
+    """The train stage's model and loop, then the evaluate stage's merged scoring on test."""
     cfg = dataclasses.replace(
         params.train,
         device=args.device,

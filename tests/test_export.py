@@ -68,6 +68,17 @@ def test_export_refuses_a_folder_with_user_files_unless_forced(project, capsys, 
     assert not (target / "notes.txt").exists() and (target / "config.json").is_file()
 
 
+def test_export_force_never_replaces_files_git_tracks(project, capsys):
+    before = snapshot(project)
+    code, _, err = _export(capsys, "stages", "--force")
+    assert code == 2
+    assert (
+        err
+        == "lora-sst2: error: export --merged stages: git tracks files there; not even --force\n"
+    )
+    assert snapshot(project) == before
+
+
 def test_export_refuses_a_file(project, capsys, tmp_path):
     target = tmp_path / "model.bin"
     target.write_bytes(b"user data")

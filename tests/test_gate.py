@@ -206,6 +206,18 @@ def test_gate_warns_on_an_insignificant_drop(committed, tmp_path, monkeypatch, c
     )
 
 
+def test_gate_with_a_damaged_predictions_file_falls_back(committed, tmp_path, monkeypatch, capsys):
+    project = clone(committed, tmp_path / "clone")
+    _commit_accuracy(project, before=0.8, after=0.78)
+    (project / PREDICTIONS).write_text("index,label,predicted,probability\n0,1\n")
+    code, out, err = lora(monkeypatch, capsys, project, "gate", "--base", "HEAD~1")
+    assert (code, err) == (1, "")
+    assert (
+        "No paired test: cannot pair metrics/predictions/test.csv of `HEAD~1` and the "
+        "workspace (a row is cut short); the gate falls back to max_drop alone.\n" in out
+    )
+
+
 def test_gate_without_base_predictions_falls_back(committed, tmp_path, monkeypatch, capsys):
     project = clone(committed, tmp_path / "clone")
     _commit_accuracy(project, before=0.8, after=0.78, broken=-1)

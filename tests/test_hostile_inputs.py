@@ -37,7 +37,9 @@ COMMANDS = {
     "info": ((cli, ["info"]), (*ADAPTER, "metrics/eval.json")),
     "check-fresh": ((cli, ["check-fresh"]), ("params.yaml", "dvc.lock")),
     "gate": ((cli, ["gate", "--base", "HEAD"]), ("params.yaml", "dvc.lock")),
+    "report": ((cli, ["report", "--input", "exp.json", "--png", "x.png"]), ("exp.json",)),
 }
+EXP_SHOW = Path(__file__).parent / "fixtures/exp_show.json"
 
 
 def _truncate(path: Path) -> None:
@@ -62,7 +64,9 @@ PAIRS = [(c, f, d) for c, (_, files) in COMMANDS.items() for f in files for d in
 
 @pytest.fixture
 def project(committed, tmp_path, monkeypatch):
-    return work_copy(committed, tmp_path, monkeypatch)
+    copy = work_copy(committed, tmp_path, monkeypatch)
+    shutil.copy2(EXP_SHOW, copy / "exp.json")  # what `report --input` reads
+    return copy
 
 
 VOLATILE = ("project/.dvc/tmp/", "project/.git/index")  # dvc's and git's own bookkeeping
@@ -119,7 +123,6 @@ def unprivileged(argv: list[str]) -> list[str]:
 def test_hostile_read_only_output_folder(project, command):
     argv, folder = WRITERS[command]
     (project / folder).mkdir(exist_ok=True)
-    shutil.copy2(Path(__file__).parent / "fixtures/exp_show.json", project / "exp.json")
     if command == "report":
         argv = [*argv, "--input", "exp.json"]
     before = snapshot(project.parent)

@@ -50,6 +50,14 @@ def test_predict_json_file_and_stdin_agree(project, capsys, monkeypatch, tmp_pat
     assert _predict(capsys, "--json", "--file", "-")[1] == from_args
 
 
+def test_predict_file_drops_a_bom_and_trailing_blank_lines(project, capsys, tmp_path):
+    path = tmp_path / "in.txt"
+    path.write_bytes("\ufeffgood film\r\ndull plot\n\n  \n".encode())
+    status, out, err = _predict(capsys, "--json", "--file", str(path))
+    assert (status, err) == (0, "")
+    assert [json.loads(line)["text"] for line in out.splitlines()] == ["good film", "dull plot"]
+
+
 def test_predict_reproduces_evaluate_test_accuracy_exactly(project, capsys):
     test = read_glue_tsv(project / "data/prepared/test.tsv")
     path = project / "test_sentences.txt"

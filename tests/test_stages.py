@@ -1,6 +1,7 @@
 """Each stage's main(), in order, on the tiny project: outputs exist and are well-formed."""
 
 import json
+import os
 
 import numpy as np
 import torch
@@ -24,6 +25,10 @@ def test_stages_main_in_order(tiny_project, monkeypatch, capsys):
     assert len(read_glue_tsv(tiny_project / "data/prepared/test.tsv")) == 40
 
     assert tokenize.main([]) == 0
+    plain = tiny_project / "plain.txt"
+    plain.write_text("x")  # a plain open(..., "w") file: the mode every output should have
+    modes = {os.stat(p).st_mode & 0o777 for p in (tiny_project / "data/tokenized").iterdir()}
+    assert modes == {os.stat(plain).st_mode & 0o777}  # safetensors itself writes 0600
     test = load_tokenized(tiny_project / "data/tokenized", "test")
     assert len(test) == 40 and test.lengths.max() <= 32
     assert np.array_equal(

@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from lora_core.commands.dvcrun import run
 from lora_core.errors import LoraSst2Error
-from lora_core.files import atomic_dir, check_replaceable, json_text
+from lora_core.files import PROJECT_MARKERS, atomic_dir, check_replaceable, json_text
 from lora_core.inject import unload_lora
 from lora_core.pretrained import load_tokenizer, quiet_transformers
 from lora_core.runtime import load_for_inference
@@ -16,7 +17,15 @@ PIPELINE_DIRS = ("data", "models", "metrics", ".dvc", ".git")
 
 
 def _project_root(start: Path) -> Path | None:
-    return next((p for p in (start, *start.parents) if (p / "dvc.yaml").exists()), None)
+    """The nearest folder at or above ``start`` that is a project (as files.py knows one)."""
+    marked = (p for p in (start, *start.parents) if any((p / m).exists() for m in PROJECT_MARKERS))
+    return next(marked, None)
+
+
+def _tracked(folder: Path) -> bool:
+    """Whether git tracks any file under ``folder`` (False outside a git work tree)."""
+    proc = run(["git", "-C", str(folder), "ls-files", "--", "."], "git ls-files")
+    return proc.returncode == 0 and bool(proc.stdout.strip())
 
 
 def check_export_target(out: str | Path, adapter_dir: str | Path, force: bool) -> None:
@@ -24,7 +33,7 @@ def check_export_target(out: str | Path, adapter_dir: str | Path, force: bool) -
 
     Never the working directory or a folder above it, a project, the adapter's folder, or
     (inside) the pipeline's own folders; a non-empty folder only when an earlier export of
-    ours left its marker there, or with ``force``.
+    ours left its marker there, or with ``force`` when git tracks nothing in it.
     """
     target, root = Path(out).resolve(), _project_root(Path.cwd().resolve())
     owned = [Path(adapter_dir).resolve()] + [root / d for d in PIPELINE_DIRS if root]
@@ -36,12 +45,15 @@ def check_export_target(out: str | Path, adapter_dir: str | Path, force: bool) -
     check_replaceable(out)
     if target.is_file() or Path(out).is_symlink():
         raise LoraSst2Error(f"export --merged {out}: that is a file or a link, expected a folder")
-    ours = force or (target / EXPORT_MARKER).is_file()
-    if target.is_dir() and any(target.iterdir()) and not ours:
+    if not target.is_dir() or not any(target.iterdir()) or (target / EXPORT_MARKER).is_file():
+        return
+    if not force:
         raise LoraSst2Error(
             f"export --merged {out}: the folder is not empty and holds no earlier export; "
             "choose a new folder, or add --force to replace it"
         )
+    if _tracked(target):  # --force is for stray files, never for the project's own sources
+        raise LoraSst2Error(f"export --merged {out}: git tracks files there; not even --force")
 
 
 def export_merged(adapter_dir: str | Path, out: str | Path, force: bool = False) -> Path:

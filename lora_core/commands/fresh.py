@@ -22,7 +22,7 @@ from typing import Any
 from lora_core.commands.dvcrun import dvc_json
 from lora_core.config import load_params
 from lora_core.errors import LoraSst2Error
-from lora_core.files import load_yaml
+from lora_core.files import load_yaml, yaml_problem
 
 # What `dvc status` says of a dep or output that is merely absent; --allow-missing skips these.
 MISSING = ("deleted", "not in cache")
@@ -125,22 +125,36 @@ def _read_yaml(path: Path) -> Any:
     return load_yaml(path) if path.exists() else None
 
 
-def lock_problem(lock: Any) -> str | None:
-    """What makes a parsed dvc.lock unusable (cut short, hand-edited), or None: DVC's own
-    lock schema, and a hash on every dep and out (DVC accepts an entry cut before it)."""
-    from dvc.schema import COMPILED_LOCKFILE_SCHEMA
-    from voluptuous import Invalid
-
-    if not isinstance(lock, dict) or not isinstance(lock.get("stages"), dict):
-        return "no stages mapping"
+def _dvc_schema_problem(lock: dict) -> str | None:
+    """What DVC's own lock schema says is wrong, or None (also when DVC moved it)."""
+    try:
+        from dvc.schema import COMPILED_LOCKFILE_SCHEMA
+        from voluptuous import Invalid
+    except ImportError:  # DVC internals: the checks in lock_problem still run
+        return None
     try:
         COMPILED_LOCKFILE_SCHEMA(lock)
     except Invalid as err:
         return str(err)
+    return None
+
+
+def _hashed(entry: Any) -> bool:
+    return isinstance(entry, dict) and isinstance(entry.get(entry.get("hash", "md5")), str)
+
+
+def lock_problem(lock: Any) -> str | None:
+    """What makes a parsed dvc.lock unusable (cut short, hand-edited), or None: DVC's own
+    lock schema, and a hash on every dep and out (DVC accepts an entry cut before it)."""
+    if not isinstance(lock, dict) or not isinstance(lock.get("stages"), dict):
+        return "no stages mapping"
+    problem = _dvc_schema_problem(lock)
+    if problem:
+        return problem
     for name, stage in lock["stages"].items():
-        for kind in ("deps", "outs"):  # DVC's schema took them to be lists of mappings
-            entries = stage.get(kind, [])
-            if not all(isinstance(e.get(e.get("hash", "md5")), str) for e in entries):
+        for kind in ("deps", "outs"):
+            entries = stage.get(kind, []) if isinstance(stage, dict) else None
+            if not isinstance(entries, list) or not all(_hashed(e) for e in entries):
                 return f"stage {name!r}: an entry of {kind} has no path and hash"
     return None
 
@@ -155,9 +169,8 @@ def read_lock(path: Path = Path("dvc.lock")) -> dict:
     try:  # DVC's own YAML reader: `md5: 0179` is the number it reads there, not a string
         lock = parse_yaml(path.read_text(encoding="utf-8"), str(path))
     except (YAMLError, UnicodeDecodeError) as err:
-        mark = getattr(err.__cause__, "problem_mark", None)
-        where = f"not valid YAML (line {mark.line + 1})" if mark else "not valid YAML"
-        raise LoraSst2Error(f"{path} is damaged ({where}); {fix}") from None
+        what = yaml_problem(err.__cause__) if err.__cause__ else "not valid YAML"
+        raise LoraSst2Error(f"{path} is damaged ({what}); {fix}") from None
     problem = lock_problem(lock)
     if problem:
         raise LoraSst2Error(f"{path} is damaged ({problem}); {fix}")

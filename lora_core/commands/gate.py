@@ -47,8 +47,8 @@ def paired_predictions(rev: str, resamples: int) -> Paired | str:
 
 def run_gate(args: argparse.Namespace) -> int:
     """Print the metrics report against --base; exit 1 when a gated metric regressed."""
-    params = load_params(args.params)
-    gate = params.gate
+    project = load_params(args.params)
+    gate = project.gate
     read_lock()  # a damaged dvc.lock would make dvc compare nothing, and the gate pass
     rev_is_head = _commit(args.base) == _commit("HEAD")
     metrics = diff_rows(dvc_json("metrics", "diff", args.base, "--all", "--json"))
@@ -57,7 +57,7 @@ def run_gate(args: argparse.Namespace) -> int:
         report, failed = note + "\n", False
     else:
         params = diff_rows(dvc_json("params", "diff", args.base, "--json"))
-        paired = paired_predictions(args.base, params.evaluate.bootstrap_resamples)
+        paired = paired_predictions(args.base, project.evaluate.bootstrap_resamples)
         report, failed = format_report(args.base, metrics, params, gate, paired)
     print(report, end="")
     if args.output:

@@ -152,14 +152,18 @@ def plot_groups(groups: list[dict], path: str | Path) -> None:
 
 def run_report(args: argparse.Namespace) -> int:
     if args.input:
-        show = read_json(args.input)
+        show, source = read_json(args.input), args.input
     else:
         show = dvc_json("exp", "show", "--json", *(["--all-commits"] if args.all_commits else []))
-    rows = experiment_rows(show)
+        source = "the output of `dvc exp show --json`"
+    try:
+        rows = experiment_rows(show)
+        groups = group_rows(rows)
+        table = markdown_table(groups)
+    except (KeyError, TypeError, AttributeError, ValueError):
+        raise LoraSst2Error(f"{source} is not what `dvc exp show --json` prints") from None
     if not rows:
         raise LoraSst2Error("no experiment with metrics: run `dvc repro` or `dvc exp run` first")
-    groups = group_rows(rows)
-    table = markdown_table(groups)
     plot_groups(groups, args.png)
     if args.md:
         atomic_write_text(args.md, table)
