@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -81,6 +82,16 @@ def built_project(tmp_path_factory) -> Path:
     project = make_tiny_project(tmp_path_factory.mktemp("built") / "project")
     run(["dvc", "repro", "-q"], project)
     return project
+
+
+def snapshot(root: Path, skip: tuple[str, ...] = ()) -> dict[str, str]:
+    """sha256 of every file under ``root`` (.git included) by relative path, but ``skip``."""
+    files = (f for f in sorted(root.rglob("*")) if f.is_file() and not f.is_symlink())
+    return {
+        str(f.relative_to(root)): hashlib.sha256(f.read_bytes()).hexdigest()
+        for f in files
+        if not str(f.relative_to(root)).startswith(skip)
+    }
 
 
 def work_copy(project: Path, tmp_path: Path, monkeypatch) -> Path:

@@ -1,28 +1,17 @@
 """`lora-sst2 export --merged`: it never replaces what the user or the pipeline owns."""
 
-import hashlib
 import os
-from pathlib import Path
 
 import pytest
 
 from lora_core.commands import cli
 from lora_core.commands.export import EXPORT_MARKER
-from tests.conftest import work_copy
+from tests.conftest import snapshot, work_copy
 
 
 @pytest.fixture
 def project(built_project, tmp_path, monkeypatch):
     return work_copy(built_project, tmp_path, monkeypatch)
-
-
-def snapshot(root: Path) -> dict[str, str]:
-    """sha256 of every file under ``root`` (.git included), by relative path."""
-    return {
-        str(f.relative_to(root)): hashlib.sha256(f.read_bytes()).hexdigest()
-        for f in sorted(root.rglob("*"))
-        if f.is_file() and not f.is_symlink()
-    }
 
 
 def _export(capsys, *args):

@@ -7,7 +7,6 @@ A read-only output folder is tested the same way, as a user without root would m
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import subprocess
@@ -18,7 +17,7 @@ import pytest
 
 from lora_core.commands import cli
 from stages import evaluate, prepare, tokenize, train
-from tests.conftest import work_copy
+from tests.conftest import snapshot, work_copy
 
 MODEL = "models/base/sentence-transformers/all-MiniLM-L6-v2"
 ADAPTER = ("models/adapter.json", "models/adapter.safetensors")
@@ -72,16 +71,6 @@ def project(committed, tmp_path, monkeypatch):
 VOLATILE = ("project/.dvc/tmp/", "project/.git/index")  # dvc's and git's own bookkeeping
 
 
-def snapshot(root: Path) -> dict[str, str]:
-    """sha256 of every file under ``root``, by relative path."""
-    files = (f for f in sorted(root.rglob("*")) if f.is_file())
-    return {
-        str(f.relative_to(root)): hashlib.sha256(f.read_bytes()).hexdigest()
-        for f in files
-        if not str(f.relative_to(root)).startswith(VOLATILE)
-    }
-
-
 def check_one_line_failure(code: int, err: str) -> None:
     assert code == 2, err
     assert "Traceback" not in err
@@ -92,10 +81,10 @@ def check_one_line_failure(code: int, err: str) -> None:
 def test_hostile_input_one_line_and_nothing_changed(project, capsys, command, file, damage):
     (runner, argv), _ = COMMANDS[command]
     DAMAGES[damage](project / file)
-    before = snapshot(project.parent)
+    before = snapshot(project.parent, VOLATILE)
     code = runner.main(argv)
     check_one_line_failure(code, capsys.readouterr().err)
-    assert snapshot(project.parent) == before
+    assert snapshot(project.parent, VOLATILE) == before
     assert not list(project.parent.rglob("*.tmp"))
 
 
@@ -125,7 +114,7 @@ def test_hostile_read_only_output_folder(project, command):
     (project / folder).mkdir(exist_ok=True)
     if command == "report":
         argv = [*argv, "--input", "exp.json"]
-    before = snapshot(project.parent)
+    before = snapshot(project.parent, VOLATILE)
     (project / folder).chmod(0o555)
     try:
         proc = subprocess.run(
@@ -137,4 +126,4 @@ def test_hostile_read_only_output_folder(project, command):
         pytest.skip(f"user namespaces are not available here: {proc.stderr.strip()}")
     check_one_line_failure(proc.returncode, proc.stderr)
     assert f"{folder}/" in proc.stderr and "Permission denied -- make it readable" in proc.stderr
-    assert snapshot(project.parent) == before
+    assert snapshot(project.parent, VOLATILE) == before
