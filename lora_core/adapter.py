@@ -20,6 +20,7 @@ from lora_core.model import build_classifier
 from lora_core.pretrained import BASE_DIR, LABELS
 
 WEIGHTS, CONFIG = "adapter.safetensors", "adapter.json"
+PEFT_WEIGHTS, PEFT_CONFIG = "adapter_model.safetensors", "adapter_config.json"  # PEFT's
 LENGTHS = f"an integer from 2 to {MAX_LENGTH}"
 FORMAT = 1
 
@@ -109,19 +110,44 @@ def write_adapter(
     config_path.write_text(json_text(config.to_json()), encoding="utf-8")
 
 
-def read_adapter(folder: str | Path) -> tuple[dict[str, torch.Tensor], AdapterConfig]:
-    """The adapter's tensors and validated config, with clear errors when absent or damaged."""
+def is_peft_folder(folder: Path) -> bool:
+    """Whether ``folder`` holds a PEFT adapter: none of our two files, some of PEFT's."""
+    ours = any((folder / n).exists() or (folder / n).is_symlink() for n in (WEIGHTS, CONFIG))
+    return not ours and any((folder / n).exists() for n in (PEFT_WEIGHTS, PEFT_CONFIG))
+
+
+def weights_file(folder: str | Path) -> Path:
+    """The tensors file that ``read_adapter(folder)`` reads: ours, or a PEFT folder's."""
     folder = Path(folder)
-    weights, config_path = folder / WEIGHTS, folder / CONFIG
-    if not weights.is_file() or not config_path.is_file():
+    return folder / (PEFT_WEIGHTS if is_peft_folder(folder) else WEIGHTS)
+
+
+def load_tensors(weights: Path) -> dict[str, torch.Tensor]:
+    """A safetensors file's tensors; a damaged file is one clear error."""
+    try:
+        return load_file(str(weights))
+    except (SafetensorError, OSError) as err:
+        raise LoraSst2Error(f"{weights} is not a readable safetensors file: {err}") from None
+
+
+def read_adapter(folder: str | Path) -> tuple[dict[str, torch.Tensor], AdapterConfig]:
+    """The adapter's tensors and validated config, with clear errors when absent or damaged.
+
+    A folder in PEFT's format (adapter_config.json + adapter_model.safetensors) is converted.
+    """
+    folder = Path(folder)
+    weights, config_path = weights_file(folder), folder / CONFIG
+    if is_peft_folder(folder):
+        from lora_core.peft_format import read_peft  # only a PEFT folder loads the converter
+
+        state, config = read_peft(folder)
+    elif not weights.is_file() or not config_path.is_file():
         raise LoraSst2Error(
             f"no adapter in {folder}/ ({WEIGHTS} and {CONFIG}): run `dvc repro` to train one"
         )
-    config = AdapterConfig.from_json(read_json(config_path), str(config_path))
-    try:
-        state = load_file(str(weights))
-    except (SafetensorError, OSError) as err:
-        raise LoraSst2Error(f"{weights} is not a readable safetensors file: {err}") from None
+    else:
+        config = AdapterConfig.from_json(read_json(config_path), str(config_path))
+        state = load_tensors(weights)
     bad = sorted(k for k, v in state.items() if v.is_floating_point() and not v.isfinite().all())
     if bad:
         raise LoraSst2Error(f"{weights} holds NaN or inf values (in {bad[0]}): retrain it")
@@ -144,5 +170,5 @@ def load_trained(
     try:
         load_lora_state_dict(model, state)
     except LoraSst2Error as err:
-        raise LoraSst2Error(f"{folder / WEIGHTS}: {err}") from None
+        raise LoraSst2Error(f"{weights_file(folder)}: {err}") from None
     return model, config

@@ -1,14 +1,16 @@
-"""`lora-sst2 export --merged`: a standalone Hugging Face model, never over the user's files."""
+"""`lora-sst2 export`: a standalone Hugging Face model (--merged) or a PEFT adapter (--peft),
+never over the user's files."""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
+from lora_core.adapter import load_trained
 from lora_core.commands.dvcrun import run
 from lora_core.errors import LoraSst2Error
 from lora_core.files import PROJECT_MARKERS, atomic_dir, check_replaceable, json_text
-from lora_core.inject import unload_lora
+from lora_core.inject import lora_state_dict, unload_lora
 from lora_core.pretrained import load_tokenizer, quiet_transformers
 from lora_core.runtime import load_for_inference
 
@@ -28,7 +30,9 @@ def _tracked(folder: Path) -> bool:
     return proc.returncode == 0 and bool(proc.stdout.strip())
 
 
-def check_export_target(out: str | Path, adapter_dir: str | Path, force: bool) -> None:
+def check_export_target(
+    out: str | Path, adapter_dir: str | Path, force: bool, option: str = "--merged"
+) -> None:
     """Refuse an export folder that would replace what the user or the pipeline owns.
 
     Never the working directory or a folder above it, a project, the adapter's folder, or
@@ -39,21 +43,21 @@ def check_export_target(out: str | Path, adapter_dir: str | Path, force: bool) -
     owned = [Path(adapter_dir).resolve()] + [root / d for d in PIPELINE_DIRS if root]
     if any(target == p or p in target.parents for p in owned):
         raise LoraSst2Error(
-            f"export --merged {out}: that is (inside) a folder the pipeline owns; "
+            f"export {option} {out}: that is (inside) a folder the pipeline owns; "
             "choose a new folder outside data/, models/ and metrics/, e.g. exported/"
         )
     check_replaceable(out)
     if target.is_file() or Path(out).is_symlink():
-        raise LoraSst2Error(f"export --merged {out}: that is a file or a link, expected a folder")
+        raise LoraSst2Error(f"export {option} {out}: that is a file or a link, expected a folder")
     if not target.is_dir() or not any(target.iterdir()) or (target / EXPORT_MARKER).is_file():
         return
     if not force:
         raise LoraSst2Error(
-            f"export --merged {out}: the folder is not empty and holds no earlier export; "
+            f"export {option} {out}: the folder is not empty and holds no earlier export; "
             "choose a new folder, or add --force to replace it"
         )
     if _tracked(target):  # --force is for stray files, never for the project's own sources
-        raise LoraSst2Error(f"export --merged {out}: git tracks files there; not even --force")
+        raise LoraSst2Error(f"export {option} {out}: git tracks files there; not even --force")
 
 
 def export_merged(adapter_dir: str | Path, out: str | Path, force: bool = False) -> Path:
@@ -70,7 +74,28 @@ def export_merged(adapter_dir: str | Path, out: str | Path, force: bool = False)
     return Path(out)
 
 
+def export_peft(adapter_dir: str | Path, out: str | Path, force: bool = False) -> Path:
+    """PEFT's adapter folder: ``PeftModel.from_pretrained(base, out)`` gives our logits."""
+    from lora_core.peft_format import module_kinds, to_peft, write_peft
+
+    check_export_target(out, adapter_dir, force, "--peft")
+    model, config = load_trained(adapter_dir)
+    try:
+        tensors, peft_config = to_peft(lora_state_dict(model), config, module_kinds(model))
+    except LoraSst2Error as err:
+        raise LoraSst2Error(f"export --peft {out}: {err}") from None
+    marker = {"made_by": "lora-sst2 export --peft", "base_model": config.base_model}
+    with atomic_dir(out) as tmp:
+        write_peft(tmp, tensors, peft_config)
+        (tmp / EXPORT_MARKER).write_text(json_text(marker), encoding="utf-8")
+    return Path(out)
+
+
 def run_export(args: argparse.Namespace) -> int:
+    if args.peft is not None:
+        out = export_peft(args.adapter, args.peft, args.force)
+        print(f"PEFT adapter written to {out}/ (load it with PeftModel.from_pretrained)")
+        return 0
     out = export_merged(args.adapter, args.merged, args.force)
     print(f"merged model written to {out}/ (load it with AutoModelForSequenceClassification)")
     return 0
@@ -78,8 +103,12 @@ def run_export(args: argparse.Namespace) -> int:
 
 def register(subparsers) -> None:
     """Add `export` to the CLI."""
-    e = subparsers.add_parser("export", help="write a merged, standalone Hugging Face model")
-    e.add_argument("--merged", required=True, metavar="OUT", help="output folder")
+    e = subparsers.add_parser(
+        "export", help="write a merged, standalone Hugging Face model, or a PEFT adapter"
+    )
+    what = e.add_mutually_exclusive_group(required=True)
+    what.add_argument("--merged", metavar="OUT", help="output folder for the merged model")
+    what.add_argument("--peft", metavar="OUT", help="output folder for PEFT's adapter files")
     e.add_argument("--adapter", default="models")
     e.add_argument(
         "--force", action="store_true", help="replace OUT even if it holds files not ours"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from lora_core.adapter import WEIGHTS, load_trained
+from lora_core.adapter import load_trained, weights_file
 from lora_core.errors import LoraSst2Error
 from lora_core.files import read_json
 from lora_core.inject import count_parameters
@@ -22,7 +22,7 @@ def adapter_info(adapter_dir: str | Path, metrics_dir: str | Path) -> dict:
         **{k: lora[k] for k in ("r", "alpha", "targets", "dropout", "rslora")},
         "trainable_params": trainable,
         "total_params": total,
-        "adapter_bytes": (Path(adapter_dir) / WEIGHTS).stat().st_size,
+        "adapter_bytes": weights_file(adapter_dir).stat().st_size,
     }
     eval_path = Path(metrics_dir) / "eval.json"
     if eval_path.exists():

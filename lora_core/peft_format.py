@@ -1,0 +1,239 @@
+"""PEFT's adapter folder (adapter_config.json + adapter_model.safetensors), both ways.
+
+The files are written and read by hand, as ``get_peft_model(...).save_pretrained()`` writes
+them for a sequence classifier: PEFT itself is never imported, so it is no dependency.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import save_file
+from torch import nn
+
+from lora_core.adapter import PEFT_CONFIG, PEFT_WEIGHTS, AdapterConfig, load_tensors
+from lora_core.config import MAX_RANK, LoraConfig, ModelConfig
+from lora_core.errors import ConfigError, LoraSst2Error, errors_from
+from lora_core.files import json_text, read_json
+from lora_core.layer import LoRALinear
+
+PREFIX = "base_model.model."  # PeftModel -> LoraModel -> the transformers model
+LORA_LEAVES = ("lora_A", "lora_B")
+CLASSIFIER = ["classifier", "score"]  # what PEFT adds to modules_to_save for SEQ_CLS
+POOLERS = ("pooler", "bert.pooler")
+# Keys whose value does not change the model PEFT loads (bookkeeping and init-only settings).
+IGNORED = {
+    *("revision", "inference_mode", "peft_version", "auto_mapping"),
+    *("megatron_core", "qalora_group_size"),  # used only with megatron_config, use_qalora
+}
+# PEFT's defaults for keys a hand-written adapter_config.json may leave out.
+DEFAULTS = {
+    "r": 8,
+    "lora_alpha": 8,
+    "lora_dropout": 0.0,
+    "use_rslora": False,
+    "bias": "none",
+    "init_lora_weights": True,
+    "modules_to_save": None,
+}
+INITS = (True, False, "gaussian")  # init-only: the saved weights replace what they drew
+
+
+def module_kinds(model: nn.Module) -> dict[str, str]:
+    """Module name -> class name, as PEFT sees the base model (a LoRALinear is its Linear)."""
+    lora = {name for name, m in model.named_modules() if isinstance(m, LoRALinear)}
+    inside = tuple(f"{name}." for name in lora)
+    return {
+        name: "Linear" if name in lora or isinstance(m, nn.Linear) else type(m).__name__
+        for name, m in model.named_modules()
+        if not name.startswith(inside)
+    }
+
+
+def _peft_targets(name: str, targets: str | tuple[str, ...]) -> bool:
+    # PEFT's check_target_module_exists: a string is a full regex, a list holds name suffixes.
+    if isinstance(targets, str):
+        return re.fullmatch(targets, name) is not None
+    return name in targets or any(name.endswith(f".{t}") for t in targets)
+
+
+def _saved_by_peft(name: str, saved: list[str]) -> bool:
+    # PEFT never puts LoRA inside a module it saves whole (modules_to_save).
+    return any(re.match(rf"(^|.*\.){m}($|\..*)", name) for m in saved)
+
+
+def _check_targets(
+    state: Mapping[str, torch.Tensor], targets, modules: Mapping[str, str], saved: list[str]
+) -> None:
+    """PEFT must put LoRA exactly where we did, given the same target_modules."""
+    ours = {k.rsplit(".", 1)[0] for k in state if k.rsplit(".", 1)[-1] in LORA_LEAVES}
+    whole = sorted(n for n in ours if _saved_by_peft(n, saved))
+    if whole:
+        raise LoraSst2Error(
+            f"lora.targets = {targets!r} adapts {whole[0]}, which PEFT trains whole and never "
+            "adapts: keep the classifier (and the pooler with train_pooler) out of lora.targets"
+        )
+    peft = {n for n in modules if _peft_targets(n, targets) and not _saved_by_peft(n, saved)}
+    extra = sorted(peft - ours)
+    if extra:
+        raise LoraSst2Error(
+            f"lora.targets = {targets!r} also matches {extra[0]!r} ({modules[extra[0]]}), "
+            "which PEFT would adapt too: let lora.targets match nn.Linear layers only"
+        )
+
+
+def to_peft(
+    state: Mapping[str, torch.Tensor], config: AdapterConfig, modules: Mapping[str, str]
+) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """PEFT's tensors and adapter_config.json for our adapter; ``modules`` from module_kinds."""
+    if config.mode != "lora":
+        raise LoraSst2Error(
+            f"the adapter's mode is {config.mode!r}, and PEFT's format holds LoRA adapters "
+            "(mode 'lora') only: export this one with --merged"
+        )
+    saved = (["pooler"] if config.train_pooler else []) + CLASSIFIER
+    targets = config.lora.targets
+    _check_targets(state, targets, modules, saved)
+    tensors = {}
+    for key, value in sorted(state.items()):
+        weight = ".weight" if key.rsplit(".", 1)[-1] in LORA_LEAVES else ""  # X.lora_A.weight
+        tensors[PREFIX + key + weight] = value.detach().cpu().contiguous()
+    lora = config.lora
+    # Only keys that PEFT has read since 0.9 (older PEFT refuses keys it does not know);
+    # PEFT fills in its defaults for the rest. Sorted, as PEFT writes them.
+    peft_config = {
+        "alpha_pattern": {},
+        "base_model_name_or_path": config.base_model,
+        "bias": "none",
+        "fan_in_fan_out": False,
+        "inference_mode": True,
+        "init_lora_weights": True,
+        "layers_pattern": None,
+        "layers_to_transform": None,
+        "lora_alpha": lora.alpha,
+        "lora_dropout": lora.dropout,
+        "modules_to_save": saved,
+        "peft_type": "LORA",
+        "r": lora.r,
+        "rank_pattern": {},
+        "revision": None,
+        "target_modules": targets if isinstance(targets, str) else list(targets),
+        "task_type": "SEQ_CLS",
+        "use_dora": False,
+        "use_rslora": lora.rslora,
+    }
+    return tensors, peft_config
+
+
+def write_peft(folder: Path, tensors: dict[str, torch.Tensor], peft_config: dict) -> None:
+    """Write PEFT's two files into ``folder`` (a temporary one: see files.atomic_dir)."""
+    save_file(tensors, str(folder / PEFT_WEIGHTS), metadata={"format": "pt"})
+    (folder / PEFT_CONFIG).write_text(json_text(peft_config), encoding="utf-8")
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _targets_ok(value: Any) -> bool:
+    if isinstance(value, str):
+        try:
+            re.compile(value)
+        except re.error:
+            return False
+        return bool(value) and value.lower() != "all-linear"  # PEFT's shorthand, not a regex
+    return bool(value) and isinstance(value, list) and all(isinstance(t, str) and t for t in value)
+
+
+def _rules(raw: dict) -> list[tuple[str, bool, str]]:
+    """(key, whether its value is one we can represent, what is allowed) per key of ``raw``."""
+    r, alpha, dropout = raw["r"], raw["lora_alpha"], raw["lora_dropout"]
+    saved = raw["modules_to_save"]
+    heads = ", ".join([*CLASSIFIER, *POOLERS])
+    rules = [
+        ("peft_type", raw.get("peft_type") == "LORA", "this version reads LORA only"),
+        ("task_type", raw.get("task_type") == "SEQ_CLS", "this version reads SEQ_CLS only"),
+        ("base_model_name_or_path", _id_ok(raw.get("base_model_name_or_path")), "an id"),
+        ("r", _integer(r) and 1 <= r <= MAX_RANK, f"an integer from 1 to {MAX_RANK}"),
+        ("lora_alpha", _number(alpha) and alpha > 0, "a number > 0"),
+        ("lora_dropout", _number(dropout) and 0 <= dropout < 1, "a number >= 0 and < 1"),
+        ("use_rslora", isinstance(raw["use_rslora"], bool), "true or false"),
+        ("target_modules", _targets_ok(raw.get("target_modules")), "module suffixes or a regex"),
+        ("bias", raw["bias"] == "none", "this version reads 'none' only"),
+        ("init_lora_weights", raw["init_lora_weights"] in INITS, "true, false or 'gaussian'"),
+        ("modules_to_save", _heads_ok(saved), f"null or some of {heads}"),
+    ]
+    checked = {key for key, _, _ in rules} | IGNORED
+    for key in sorted(raw.keys() - checked):  # DoRA, rank patterns, chosen layers, ...
+        value = raw[key]
+        plain = value is None or value is False or value == {} or value == []
+        rules.append((key, plain, "this version reads plain LoRA only (null, false or empty)"))
+    return rules
+
+
+def _adapter_config(raw: Any) -> AdapterConfig:
+    """Our config for a parsed adapter_config.json; what we cannot represent is refused."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"expected a mapping of keys, got {raw!r}")
+    raw = {**DEFAULTS, **raw}
+    for key, ok, allowed in _rules(raw):
+        if not ok:
+            raise ConfigError(f"{key} = {raw.get(key)!r} is not allowed: {allowed}")
+    lora = LoraConfig(
+        raw["r"], raw["lora_alpha"], raw["lora_dropout"], raw["target_modules"], raw["use_rslora"]
+    )
+    pooler = bool(set(raw["modules_to_save"] or []) & set(POOLERS))
+    name, max_length = raw["base_model_name_or_path"], ModelConfig().max_length
+    return AdapterConfig(name, max_length, "lora", pooler, lora)
+
+
+def _integer(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _heads_ok(saved: Any) -> bool:
+    if saved is None:
+        return True
+    heads = (*CLASSIFIER, *POOLERS)
+    return isinstance(saved, list) and all(isinstance(m, str) and m in heads for m in saved)
+
+
+def _id_ok(value: Any) -> bool:
+    return isinstance(value, str) and bool(value.strip())
+
+
+def from_peft(
+    raw: Any, tensors: Mapping[str, torch.Tensor], config_source: str, weights_source: str
+) -> tuple[dict[str, torch.Tensor], AdapterConfig]:
+    """Our state dict and config for PEFT's parsed adapter_config.json and tensors."""
+    with errors_from(config_source):
+        config = _adapter_config(raw)
+    state = {}
+    for key, value in tensors.items():
+        parts = key.removeprefix(PREFIX).split(".")
+        lora = [i for i, part in enumerate(parts) if part.startswith("lora_")]
+        plain_lora = lora == [len(parts) - 2] and parts[-2] in LORA_LEAVES and parts[-1] == "weight"
+        if not key.startswith(PREFIX) or (lora and not plain_lora):
+            raise LoraSst2Error(
+                f"{weights_source} holds {key!r}: this version reads PEFT's LoRA weights "
+                f"({PREFIX}<module>.lora_A.weight, lora_B), classifier and pooler only"
+            )
+        state[".".join(parts[:-1]) if lora else ".".join(parts)] = value
+    return state, config
+
+
+def read_peft(folder: Path) -> tuple[dict[str, torch.Tensor], AdapterConfig]:
+    """The adapter in a PEFT folder as our state dict and config, one clear error if not."""
+    weights, config_path = folder / PEFT_WEIGHTS, folder / PEFT_CONFIG
+    for path in (config_path, weights):
+        if not path.is_file():
+            raise LoraSst2Error(
+                f"no adapter in {folder}/: it holds a PEFT adapter without {path.name}"
+            )
+    raw = read_json(config_path)
+    return from_peft(raw, load_tensors(weights), str(config_path), str(weights))
