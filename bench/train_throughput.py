@@ -11,7 +11,10 @@ weight decay 0.01 on matrices, 6% linear warmup then linear decay, clip 1.0, one
 First every batch shape of every run goes once through a throwaway model, untimed; then
 each run builds a fresh model and is warmed up with two untimed steps on a copy of it; the
 runs go a, b, c then c, b, a (``--repeats`` rounds) and each speed is the median. The last
-line is ``a/b=X.XX a/c=Y.YY``, the ratios of examples per second.
+line is ``a/b=X.XX a/c=Y.YY``, the ratios of examples per second. The line before it is
+(a)'s achieved FLOP/s (``common.lora_training_flops``: 4 x the encoder's linear weights x
+the real tokens, over the timed seconds) beside a square matmul's FLOP/s in (a)'s precision,
+measured in the same run: the share of the machine's peak that our training uses.
 
     python bench/train_throughput.py            # n=4000, val 1000, 3 rounds: a quiet machine
     python bench/train_throughput.py --quick    # smoke test
@@ -34,7 +37,10 @@ from common import (
     DEFAULT_MODEL,
     Timer,
     describe_machine,
+    encoder_weights,
     head,
+    lora_training_flops,
+    matmul_flops_per_second,
     median,
     model_source,
     sst2_splits,
@@ -44,7 +50,7 @@ from lora_core.inject import count_parameters
 from lora_core.loop import accuracy, train_model
 from lora_core.model import build_classifier
 from lora_core.pretrained import load_base_model, load_tokenizer
-from lora_core.runtime import autocast, predict_logits, resolve_precision
+from lora_core.runtime import autocast, predict_logits, resolve_precision, use_attention
 from lora_core.tokens import TokenizedSplit, bucket_batches, collate
 
 WARMUP_STEPS = 2
@@ -206,6 +212,7 @@ class Run:
     padding: float  # share of computed token slots that are padding
     accuracy: float
     trainable: int
+    flops: float  # lora_training_flops of the epoch's real tokens
 
 
 def warm_shapes(s: Setup) -> int:
@@ -231,6 +238,7 @@ def one_run(key: str, s: Setup) -> Run:
     cfg, train = s.cfg, s.train
     if key == "a":
         model = build_classifier(s.model_cfg, LORA, "lora", True, cfg.seed, s.base_dir)
+        use_attention(model, "auto", s.device)  # as the train stage does
         seconds, examples = run_ours(model, train, s.val, cfg, s.device, s.precision)
         slots = padded_size(train.lengths, Bucketed(train, cfg).batches)
     else:
@@ -243,7 +251,8 @@ def one_run(key: str, s: Setup) -> Run:
     logits = predict_logits(model, s.val, 128, s.device, "fp32")  # same for all three
     padding = 1 - int(train.lengths.sum()) / slots
     trainable = count_parameters(model)[0]
-    return Run(seconds, examples, padding, accuracy(logits, s.val.labels), trainable)
+    flops = lora_training_flops(int(train.lengths.sum()), encoder_weights(model))
+    return Run(seconds, examples, padding, accuracy(logits, s.val.labels), trainable, flops)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -290,6 +299,13 @@ def main(argv: list[str] | None = None) -> int:
         )
     counts = ", ".join(f"({k}) {runs[k][0].trainable:,}" for k in LABELS)
     print(f"trainable parameters: {counts}")
+    achieved = median([r.flops / r.seconds for r in runs["a"]])
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float32
+    peak = matmul_flops_per_second(dtype)
+    print(
+        f"(a) achieved {achieved / 1e9:.1f} GFLOP/s (4 x encoder weights x real tokens / s); a "
+        f"{precision} 2048x2048 matmul here: {peak / 1e9:.1f} GFLOP/s; share {achieved / peak:.2f}"
+    )
     print(f"a/b={speed['a'] / speed['b']:.2f} a/c={speed['a'] / speed['c']:.2f}")
     return 0
 

@@ -18,6 +18,7 @@ MAX_BATCH = 4096
 MAX_EPOCHS = 1000
 MAX_LENGTH = 8192
 MAX_RANK = 1024
+MAX_PROCESSES = 256
 BATCH_RANGE = f"must be an integer from 1 to {MAX_BATCH}"
 
 
@@ -68,11 +69,13 @@ class ModelConfig(_Section):
     SECTION = "model"
     name: str = "sentence-transformers/all-MiniLM-L6-v2"
     max_length: int = 128
+    attention: str = "auto"  # the attention kernels; auto: the fastest measured per device
 
     def check(self) -> None:
         self.require("name", bool(self.name.strip()), "must be a hub id or a folder name")
         ok = 2 <= self.max_length <= MAX_LENGTH
         self.require("max_length", ok, f"must be an integer from 2 to {MAX_LENGTH}")
+        self.require("attention", self.attention in ATTENTIONS, f"use {', '.join(ATTENTIONS)}")
 
 
 @dataclass(frozen=True)
@@ -113,6 +116,7 @@ class TrainConfig(_Section):
     precision: str = "auto"
     compile: bool = False
     bucket_chunk: int = 64
+    processes: int = 1  # training processes on this machine (torchrun); batch_size is global
 
     def check(self) -> None:
         self.require("mode", self.mode in MODES, f"use {', '.join(MODES)}")
@@ -127,6 +131,8 @@ class TrainConfig(_Section):
         self.require("device", self.device in DEVICES, f"use one of {', '.join(DEVICES)}")
         self.require("precision", self.precision in PRECISIONS, f"use {', '.join(PRECISIONS)}")
         self.require("bucket_chunk", 1 <= self.bucket_chunk <= MAX_BATCH, BATCH_RANGE)
+        ok = 1 <= self.processes <= MAX_PROCESSES
+        self.require("processes", ok, f"must be an integer from 1 to {MAX_PROCESSES}")
 
 
 @dataclass(frozen=True)
@@ -161,6 +167,7 @@ class GateConfig(_Section):
 SPLIT_KINDS = ("random", "sentence")  # data.split: a random share of GLUE train, or sentences
 MODES = ("lora", "head", "full")  # train.mode: what trains
 DEVICES = ("auto", "cpu", "cuda")
+ATTENTIONS = ("auto", "eager", "sdpa")  # model.attention: transformers' attn_implementation
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 SECTIONS: dict[str, type[_Section]] = {
     "data": DataConfig,

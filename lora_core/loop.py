@@ -14,6 +14,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from lora_core.config import TrainConfig
+from lora_core.distributed import World
 from lora_core.errors import LoraSst2Error
 from lora_core.inject import lora_state_dict
 from lora_core.runtime import autocast, predict_logits, to_device
@@ -36,7 +37,8 @@ class TrainResult:
     best_epoch: int = 0
     best_state: dict[str, torch.Tensor] = field(default_factory=dict)
     train_seconds: float = 0.0
-    examples: int = 0
+    examples: int = 0  # over all processes
+    processes: int = 1
     peak_memory_mb: float = 0.0
 
 
@@ -60,8 +62,8 @@ def _schedule(optimizer, total_steps: int, warmup_ratio: float):
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
-def _check_finite(losses: list[torch.Tensor], first_step: int, lr: float) -> list[float]:
-    values = torch.stack(losses).float().cpu().tolist()
+def _check_finite(losses: torch.Tensor, first_step: int, lr: float) -> list[float]:
+    values = losses.cpu().tolist()
     for offset, value in enumerate(values):
         if not math.isfinite(value):
             raise LoraSst2Error(
@@ -90,13 +92,21 @@ class _Step:
     device: torch.device
     precision: str
     max_grad_norm: float
+    world: World
 
-    def __call__(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        """Forward, backward, clip, step; the loss stays on the device (no host sync)."""
+    def __call__(self, batch: dict[str, torch.Tensor], weight: float = 1.0) -> torch.Tensor:
+        """Forward, backward, clip, step; the loss stays on the device (no host sync).
+
+        One process: the mean loss of the batch. Several: this rank's summed loss times
+        ``weight`` (``World.share``), so that DDP's average is the global batch's mean.
+        """
         batch = to_device(batch, self.device)
         with autocast(self.precision, self.device):
             out = self.forward(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
-        loss = F.cross_entropy(out.logits.float(), batch["labels"])
+        if self.world.size == 1:
+            loss = F.cross_entropy(out.logits.float(), batch["labels"])
+        else:
+            loss = F.cross_entropy(out.logits.float(), batch["labels"], reduction="sum") * weight
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
         self.scaler.unscale_(self.optimizer)
@@ -107,11 +117,23 @@ class _Step:
         return loss.detach()
 
 
-def _make_step(model, cfg: TrainConfig, device, precision: str, steps_per_epoch: int) -> _Step:
+def make_step(
+    model,
+    cfg: TrainConfig,
+    device,
+    precision: str,
+    steps_per_epoch: int,
+    world: World | None = None,
+) -> _Step:
+    world = world or World()
     optimizer = _optimizer(model, cfg, device)
+    forward = model
+    if world.size > 1:  # gradients averaged over ranks; frozen weights are not synced
+        ids = [world.local_rank] if device.type == "cuda" else None
+        forward = torch.nn.parallel.DistributedDataParallel(model, device_ids=ids)
     return _Step(
         model=model,
-        forward=torch.compile(model, dynamic=True) if cfg.compile else model,
+        forward=torch.compile(forward, dynamic=True) if cfg.compile else forward,
         optimizer=optimizer,
         scheduler=_schedule(optimizer, cfg.epochs * steps_per_epoch, cfg.warmup_ratio),
         scaler=torch.amp.GradScaler(device.type, enabled=precision == "fp16"),
@@ -119,6 +141,7 @@ def _make_step(model, cfg: TrainConfig, device, precision: str, steps_per_epoch:
         device=device,
         precision=precision,
         max_grad_norm=cfg.max_grad_norm,
+        world=world,
     )
 
 
@@ -131,7 +154,10 @@ def _train_epoch(
     result: TrainResult,
     progress: bool,
 ) -> None:
-    """One pass over the bucketed batches; logs a loss mean every LOG_EVERY steps."""
+    """One pass over the bucketed batches; logs a loss mean every LOG_EVERY steps.
+
+    Every rank walks the same global batches and computes its share of each.
+    """
     step.model.train()
     batches = bucket_batches(train.lengths, cfg.batch_size, cfg.bucket_chunk, cfg.seed, epoch)
     bar = tqdm(batches, desc=f"epoch {epoch}/{cfg.epochs}", disable=not progress, mininterval=1)
@@ -139,11 +165,13 @@ def _train_epoch(
     done = (epoch - 1) * steps_per_epoch
     start = time.perf_counter()
     for indices in bar:
-        window.append(step(collate(train, indices)))
+        part, weight = step.world.share(indices)
+        window.append(step(collate(train, part), weight))
         done += 1
-        result.examples += len(indices)
+        result.examples += len(indices)  # the world's examples
         if len(window) == LOG_EVERY or done % steps_per_epoch == 0:
-            values = _check_finite(window, done - len(window) + 1, cfg.lr)
+            losses = step.world.mean(torch.stack(window).float())
+            values = _check_finite(losses, done - len(window) + 1, cfg.lr)
             mean = sum(values) / len(values)
             lr = step.scheduler.get_last_lr()[0]
             result.curve.append({"step": done, "epoch": epoch, "loss": mean, "lr": lr})
@@ -184,17 +212,25 @@ def train_model(
     precision: str,
     eval_batch_size: int = 128,
     progress: bool = True,
+    world: World | None = None,
 ) -> TrainResult:
-    """Train the model's trainable parameters; keep the best epoch by validation accuracy."""
+    """Train the model's trainable parameters; keep the best epoch by validation accuracy.
+
+    Over several processes (``world``) only rank 0 shows progress, validates and keeps the
+    best tensors; the others train their share of each batch.
+    """
+    world = world or World()
     model.to(device)
     torch.manual_seed(cfg.seed)  # dropout
     steps_per_epoch = count_bucket_batches(len(train), cfg.batch_size, cfg.bucket_chunk)
-    step = _make_step(model, cfg, device, precision, steps_per_epoch)
-    result = TrainResult()
+    step = make_step(model, cfg, device, precision, steps_per_epoch, world)
+    result = TrainResult(processes=world.size)
+    progress = progress and world.main
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     for epoch in range(1, cfg.epochs + 1):
         _train_epoch(step, train, cfg, epoch, steps_per_epoch, result, progress)
-        _validate(model, val, eval_batch_size, step, result, epoch, progress)
+        if world.main:
+            _validate(model, val, eval_batch_size, step, result, epoch, progress)
     result.peak_memory_mb = _peak_memory_mb(device)
     return result

@@ -57,6 +57,7 @@ def train_metrics(
     result: TrainResult,
     device,
     precision: str,
+    attention: str,
     adapter_bytes: int,
 ) -> dict:
     """metrics/train.json: sizes and outcome first, then the run's timing (machine-dependent)."""
@@ -72,7 +73,9 @@ def train_metrics(
         "best_val_accuracy": round(max(result.val_accuracy), 6),
         "device": device.type,
         "precision": precision,
+        "attention": attention,
         **hardware(device),
+        "processes": result.processes,
         "train_examples_seen": result.examples,
         "train_seconds": round(result.train_seconds, 1),
         "examples_per_second": round(result.examples / result.train_seconds, 1),
@@ -91,7 +94,13 @@ def reserve_training(out: Staged, models_dir: str | Path, metrics_dir: str | Pat
 
 
 def write_training(
-    paths: dict, params: Params, model: nn.Module, result: TrainResult, device, precision: str
+    paths: dict,
+    params: Params,
+    model: nn.Module,
+    result: TrainResult,
+    device,
+    precision: str,
+    attention: str,
 ) -> None:
     """Fill the paths ``reserve_training`` made: adapter, curves, metrics/train.json."""
     write_adapter(
@@ -104,7 +113,7 @@ def write_training(
     paths[TRAIN_CURVE].write_text(csv_text(result.curve, CURVE_COLUMNS), encoding="utf-8")
     paths[VAL_CURVE].write_text(csv_text(val, VAL_COLUMNS), encoding="utf-8")
     size = paths[WEIGHTS].stat().st_size
-    summary = train_metrics(params, model, result, device, precision, size)
+    summary = train_metrics(params, model, result, device, precision, attention, size)
     paths["train.json"].write_text(json_text(summary), encoding="utf-8")
 
 

@@ -67,6 +67,26 @@ def resolve_precision(name: str, device: torch.device) -> str:
     return name
 
 
+# What model.attention = auto picks, measured (docs/performance.md): at SST-2's ~14 tokens
+# the plain matmul-softmax-matmul beats the fused SDPA kernel on the CPU.
+AUTO_ATTENTION = {"cpu": "eager", "cuda": "sdpa"}
+
+
+def resolve_attention(name: str, device: torch.device) -> str:
+    """transformers' ``attn_implementation`` for ``model.attention`` on ``device``."""
+    return AUTO_ATTENTION.get(device.type, "sdpa") if name == "auto" else name
+
+
+def use_attention(model: nn.Module, name: str, device: torch.device) -> str:
+    """Switch ``model`` to the attention ``name`` resolves to on ``device``; returns it.
+
+    Same maths either way (softmax(QK^T/sqrt(d)) V with the padding mask), other kernels.
+    """
+    implementation = resolve_attention(name, device)
+    model.set_attn_implementation(implementation)
+    return implementation
+
+
 def autocast(precision: str, device: torch.device):
     """Autocast context for ``precision``; weights, LoRA and optimizer state stay float32."""
     if precision == "fp32":
@@ -132,5 +152,6 @@ def load_for_inference(
     merge_lora(model)
     device = resolve_device(project.train.device)
     precision = resolve_precision(project.evaluate.precision, device)
+    use_attention(model, project.model.attention, device)
     model.to(device)
     return Inference(model, config, device, precision, project.evaluate.batch_size)

@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 
 from lora_core.config import load_params
+from lora_core.distributed import joined, launch, launched
 from lora_core.errors import exit_on_user_error
 from lora_core.files import staged
 from lora_core.loop import train_model
 from lora_core.model import classifier_for_training
 from lora_core.outputs import reserve_training, write_training
-from lora_core.runtime import resolve_device, resolve_precision
+from lora_core.runtime import resolve_device, resolve_precision, use_attention
 from lora_core.tokens import load_tokenized
+
+
+def forwarded(argv: list[str] | None) -> list[str]:
+    return sys.argv[1:] if argv is None else argv
 
 
 @exit_on_user_error
@@ -26,12 +32,15 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     params = load_params(args.params)
     train, val = (load_tokenized(args.tokenized, name) for name in ("train", "val"))
+    if params.train.processes > 1 and not launched():  # again, as torchrun's processes
+        return launch(params.train.processes, "stages.train", forwarded(argv))
     device = resolve_device(params.train.device)
     precision = resolve_precision(params.train.precision, device)
-    with staged() as out:  # all outputs appear together, after training, or none do
-        paths = reserve_training(out, args.models, args.metrics)
+    with joined(device) as world:
         model = classifier_for_training(params)
-        result = train_model(
+        attention = use_attention(model, params.model.attention, device)
+        run = functools.partial(
+            train_model,
             model,
             train,
             val,
@@ -40,9 +49,17 @@ def main(argv: list[str] | None = None) -> None:
             precision,
             eval_batch_size=params.evaluate.batch_size,
             progress=not args.no_progress,
+            world=world,
         )
-        write_training(paths, params, model, result, device, precision)
+        if not world.main:  # rank 0 alone writes
+            run()
+            return 0
+        with staged() as out:  # all outputs appear together, after training, or none do
+            paths = reserve_training(out, args.models, args.metrics)
+            result = run()
+            write_training(paths, params, model, result, device, precision, attention)
     print(f"best epoch {result.best_epoch}: val accuracy {max(result.val_accuracy):.4f}")
+    return 0
 
 
 if __name__ == "__main__":

@@ -12,8 +12,10 @@ from lora_core.runtime import (
     autocast,
     load_for_inference,
     predict_logits,
+    resolve_attention,
     resolve_device,
     resolve_precision,
+    use_attention,
 )
 from lora_core.tokens import load_tokenized
 
@@ -33,6 +35,33 @@ def test_resolve_device_cuda_without_gpu_is_a_clear_error():
     assert resolve_device("auto") == torch.device("cpu")
     with pytest.raises(LoraSst2Error, match="train.device = 'cuda' but no CUDA GPU is visible"):
         resolve_device("cuda")
+
+
+@pytest.mark.parametrize(
+    ("name", "device", "expected"),
+    [
+        ("auto", "cpu", "eager"),
+        ("auto", "cuda", "sdpa"),
+        ("sdpa", "cpu", "sdpa"),
+        ("eager", "cuda", "eager"),
+    ],
+)
+def test_resolve_attention_auto_picks_per_device(name, device, expected):
+    assert resolve_attention(name, torch.device(device)) == expected
+
+
+def test_use_attention_switches_kernels_not_the_maths():
+    from tests.tiny import tiny_classifier
+
+    model = tiny_classifier()
+    ids = torch.tensor([[2, 5, 6, 3, 0], [2, 7, 3, 0, 0]])
+    mask = (ids != 0).long()
+    logits = {}
+    for name in ("sdpa", "eager"):
+        assert use_attention(model, name, torch.device("cpu")) == name
+        assert model.config._attn_implementation == name
+        logits[name] = model(input_ids=ids, attention_mask=mask).logits
+    torch.testing.assert_close(logits["eager"], logits["sdpa"], atol=1e-6, rtol=0)
 
 
 def test_autocast_bf16_runs_linear_in_bf16_and_fp32_does_not():

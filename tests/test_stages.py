@@ -41,10 +41,11 @@ def test_stages_main_in_order(tiny_project, monkeypatch, capsys):
     assert metrics["epochs"] == 2 and metrics["device"] == "cpu"
     assert set(metrics) == {
         *("mode", "trainable_params", "total_params", "trainable_percent", "adapter_bytes"),
-        *("epochs", "best_epoch", "best_val_accuracy", "device", "precision"),
-        *("cpu", "gpu", "torch", "train_examples_seen", "train_seconds"),
+        *("epochs", "best_epoch", "best_val_accuracy", "device", "precision", "attention"),
+        *("cpu", "gpu", "torch", "processes", "train_examples_seen", "train_seconds"),
         *("examples_per_second", "peak_memory_mb"),
     }
+    assert (metrics["attention"], metrics["processes"]) == ("eager", 1)  # auto on the CPU
     assert metrics["gpu"] is None and metrics["torch"] == torch.__version__
     config = json.loads((tiny_project / "models/adapter.json").read_text())
     assert config["base_model"] == "sentence-transformers/all-MiniLM-L6-v2"

@@ -1,0 +1,103 @@
+"""One training over several processes: torchrun's environment, the process group, and
+each rank's slice of a global batch. With one process none of it costs anything."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from lora_core.errors import LoraSst2Error
+
+LAUNCHED = "TORCHELASTIC_RUN_ID"  # set by torchrun in every process it starts
+
+
+@dataclass(frozen=True)
+class World:
+    """This process's place among all of them: rank 0 alone validates and writes."""
+
+    rank: int = 0
+    size: int = 1
+    local_rank: int = 0
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    def share(self, indices: np.ndarray) -> tuple[np.ndarray, float]:
+        """This rank's slice of a global batch, and the weight of its summed loss.
+
+        Slices are as even as ``np.array_split`` makes them. Each rank's loss is its sum
+        times ``size / len(indices)``; DDP averages the gradients over ranks, which gives
+        the gradient of the mean over the global batch, as one process computes it. A rank
+        whose slice is empty (a batch smaller than the world) runs one example at weight 0.
+        """
+        part = np.array_split(indices, self.size)[self.rank]
+        if len(part) == 0:
+            return indices[:1], 0.0
+        return part, self.size / len(indices)
+
+    def mean(self, values: torch.Tensor) -> torch.Tensor:
+        """The mean over ranks of per-rank ``values`` (the same shape on every rank)."""
+        if self.size == 1:
+            return values
+        values = values.clone()
+        torch.distributed.all_reduce(values)
+        return values / self.size
+
+
+def launched() -> bool:
+    """Whether torchrun started this process (then its environment says rank and size)."""
+    return LAUNCHED in os.environ
+
+
+def launch(processes: int, module: str, argv: list[str]) -> int:
+    """Run ``python -m module argv`` in ``processes`` local processes through torchrun.
+
+    Only rank 0's output reaches the console. A failure in any process stops all of them
+    (torchrun's default) and is reported in one line; the process's own message is above.
+    """
+    import logging
+
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+    from torch.distributed.run import parse_args, run
+
+    logging.getLogger("torch.distributed.elastic").setLevel(logging.ERROR)
+    args = parse_args(
+        ["--standalone", f"--nproc-per-node={processes}", "--local-ranks-filter=0"]
+        + ["-m", module, *argv]
+    )
+    try:
+        run(args)
+    except ChildFailedError as err:
+        rank, failure = err.get_first_failure()
+        raise LoraSst2Error(
+            f"training over {processes} processes failed in rank {rank} "
+            f"(exit code {failure.exitcode}); its message is above"
+        ) from None
+    return 0
+
+
+@contextlib.contextmanager
+def joined(device: torch.device) -> Iterator[World]:
+    """The world this process belongs to: a process group under torchrun, else one alone."""
+    if not launched():
+        yield World()
+        return
+    world = World(
+        rank=int(os.environ["RANK"]),
+        size=int(os.environ["WORLD_SIZE"]),
+        local_rank=int(os.environ["LOCAL_RANK"]),
+    )
+    backend = "nccl" if device.type == "cuda" else "gloo"
+    if device.type == "cuda":
+        torch.cuda.set_device(world.local_rank)
+    torch.distributed.init_process_group(backend)
+    try:
+        yield world
+    finally:
+        torch.distributed.destroy_process_group()

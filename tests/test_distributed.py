@@ -1,0 +1,96 @@
+"""Training over several processes (torchrun, DDP over gloo) equals training in one."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from lora_core.distributed import World
+from tests.conftest import run, set_params, work_copy
+
+TRAIN = [sys.executable, "-m", "stages.train", "--no-progress"]
+
+
+def test_share_splits_a_global_batch_evenly_and_weights_the_sums():
+    indices = np.array([7, 3, 9, 1, 4])
+    shares = [World(rank=r, size=2).share(indices) for r in range(2)]
+    assert [part.tolist() for part, _ in shares] == [[7, 3, 9], [1, 4]]
+    assert [weight for _, weight in shares] == [0.4, 0.4]  # 2 ranks / 5 examples
+    assert World().share(indices)[0].tolist() == indices.tolist()
+
+
+def test_share_gives_a_rank_without_examples_one_at_weight_zero():
+    part, weight = World(rank=2, size=3).share(np.array([5, 6]))
+    assert part.tolist() == [5] and weight == 0.0
+
+
+def test_mean_of_one_process_is_its_own_value():
+    values = torch.tensor([1.5, 2.5])
+    assert World().mean(values) is values
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def project(built_project, tmp_path, monkeypatch):
+    copy = work_copy(built_project, tmp_path, monkeypatch)
+    set_params(copy, {"lora": {"dropout": 0.0}})  # dropout masks are drawn per rank
+    return copy
+
+
+def _trained(project: Path) -> tuple[dict[str, torch.Tensor], dict]:
+    tensors = load_file(project / "models/adapter.safetensors")
+    return tensors, json.loads((project / "metrics/train.json").read_text())
+
+
+def _assert_same_training(one: tuple, many: tuple, processes: int) -> None:
+    (tensors_1, metrics_1), (tensors_n, metrics_n) = one, many
+    assert sorted(tensors_n) == sorted(tensors_1)
+    for name, tensor in tensors_1.items():
+        torch.testing.assert_close(tensors_n[name], tensor, atol=1e-5, rtol=0, msg=name)
+    assert list(metrics_n) == list(metrics_1)
+    assert (metrics_1["processes"], metrics_n["processes"]) == (1, processes)
+    assert metrics_n["train_examples_seen"] == metrics_1["train_examples_seen"]
+
+
+def test_two_processes_train_the_same_adapter_as_one(project):
+    run(TRAIN, project)
+    one = _trained(project)
+    (project / "models/adapter.safetensors").unlink()
+    set_params(project, {"train": {"processes": 2}})
+    proc = run(TRAIN, project)
+    assert proc.stdout.count("best epoch") == 1  # rank 0 alone reports
+    _assert_same_training(one, _trained(project), 2)
+
+
+def test_two_torchrun_launchers_as_two_nodes_train_the_same_adapter(project):
+    run(TRAIN, project)
+    one = _trained(project)
+    (project / "models/adapter.safetensors").unlink()
+    port = _free_port()
+    launcher = [
+        sys.executable, "-m", "torch.distributed.run", "--nnodes=2", "--nproc-per-node=1",
+        "--rdzv-backend=c10d", f"--rdzv-endpoint=127.0.0.1:{port}", "--rdzv-id=test",
+    ]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    nodes = [
+        subprocess.Popen([*launcher, *TRAIN[1:]], cwd=project, env=env, text=True,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        for _ in range(2)
+    ]  # fmt: skip
+    outputs = [node.communicate(timeout=300) for node in nodes]
+    assert [node.returncode for node in nodes] == [0, 0], outputs
+    _assert_same_training(one, _trained(project), 2)
