@@ -14,6 +14,7 @@ import torch
 from lora_core.errors import LoraSst2Error
 
 LAUNCHED = "TORCHELASTIC_RUN_ID"  # set by torchrun in every process it starts
+USER_ERROR = 2  # the exit status of a stage stopped by a user error (errors.py)
 
 
 @dataclass(frozen=True)
@@ -58,15 +59,19 @@ def launched() -> bool:
 def launch(processes: int, module: str, argv: list[str]) -> int:
     """Run ``python -m module argv`` in ``processes`` local processes through torchrun.
 
-    Only rank 0's output reaches the console. A failure in any process stops all of them
-    (torchrun's default) and is reported in one line; the process's own message is above.
+    Only rank 0's output reaches the console, and each process gets an equal share of the
+    CPU's threads. A failure in any process stops all of them (torchrun's default). When
+    rank 0 stopped on a user error it has said so in one line, and that is the exit status;
+    any other failure is one line here.
     """
     import logging
 
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.run import parse_args, run
 
-    logging.getLogger("torch.distributed.elastic").setLevel(logging.ERROR)
+    for name in ("torch.distributed.run", "torch.distributed.elastic"):  # no agent chatter
+        logging.getLogger(name).setLevel(logging.CRITICAL)
+    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // processes)))
     args = parse_args(
         ["--standalone", f"--nproc-per-node={processes}", "--local-ranks-filter=0"]
         + ["-m", module, *argv]
@@ -74,10 +79,12 @@ def launch(processes: int, module: str, argv: list[str]) -> int:
     try:
         run(args)
     except ChildFailedError as err:
+        if err.failures.get(0) is not None and err.failures[0].exitcode == USER_ERROR:
+            return USER_ERROR  # rank 0's own line is above
         rank, failure = err.get_first_failure()
         raise LoraSst2Error(
-            f"training over {processes} processes failed in rank {rank} "
-            f"(exit code {failure.exitcode}); its message is above"
+            f"training over {processes} processes failed in rank {rank} (exit code "
+            f"{failure.exitcode}); only rank 0 prints: set train.processes: 1 to see why"
         ) from None
     return 0
 
