@@ -15,7 +15,7 @@ import torch
 from safetensors.torch import load_file
 
 from lora_core.distributed import World
-from tests.conftest import run, set_params, work_copy
+from tests.conftest import run, set_params, snapshot, work_copy
 
 TRAIN = [sys.executable, "-m", "stages.train", "--no-progress"]
 
@@ -74,6 +74,18 @@ def test_two_processes_train_the_same_adapter_as_one(project):
     proc = run(TRAIN, project)
     assert proc.stdout.count("best epoch") == 1  # rank 0 alone reports
     _assert_same_training(one, _trained(project), 2)
+
+
+def test_a_failure_in_the_processes_is_one_line_and_writes_nothing(project):
+    set_params(project, {"train": {"processes": 2, "lr": 1e9}})  # diverges at once
+    before = snapshot(project)
+    proc = run(TRAIN, project, check=False)
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert proc.stderr.splitlines() == [
+        "error: training diverged: loss is nan at step 3; lower train.lr (now 1e+09); "
+        "no adapter or metrics were written"
+    ]
+    assert snapshot(project) == before  # the earlier outputs, untouched; no temporaries
 
 
 def test_two_torchrun_launchers_as_two_nodes_train_the_same_adapter(project):
