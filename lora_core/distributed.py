@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -15,6 +16,7 @@ from lora_core.errors import LoraSst2Error
 
 LAUNCHED = "TORCHELASTIC_RUN_ID"  # set by torchrun in every process it starts
 USER_ERROR = 2  # the exit status of a stage stopped by a user error (errors.py)
+RANK0_FIRST_SECONDS = 30.0  # how long other ranks wait before their own exit on a user error
 
 
 @dataclass(frozen=True)
@@ -106,5 +108,11 @@ def joined(device: torch.device) -> Iterator[World]:
     torch.distributed.init_process_group(backend)
     try:
         yield world
+    except LoraSst2Error:
+        # A user error (a diverging loss, a missing model) meets every rank at once. Rank 0
+        # reports it; the others wait, so that torchrun sees rank 0 fail first and ends them.
+        if not world.main:
+            time.sleep(RANK0_FIRST_SECONDS)
+        raise
     finally:
         torch.distributed.destroy_process_group()
