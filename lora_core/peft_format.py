@@ -17,9 +17,11 @@ from safetensors.torch import save_file
 from torch import nn
 
 from lora_core.adapter import PEFT_CONFIG, PEFT_WEIGHTS, AdapterConfig, load_tensors
+from lora_core.adapter import _is_int as is_int
 from lora_core.config import MAX_RANK, LoraConfig, ModelConfig
 from lora_core.errors import ConfigError, LoraSst2Error, errors_from
 from lora_core.files import json_text, read_json
+from lora_core.inject import _matches as target_matches
 from lora_core.layer import LoRALinear
 
 PREFIX = "base_model.model."  # PeftModel -> LoraModel -> the transformers model
@@ -55,13 +57,6 @@ def module_kinds(model: nn.Module) -> dict[str, str]:
     }
 
 
-def _peft_targets(name: str, targets: str | tuple[str, ...]) -> bool:
-    # PEFT's check_target_module_exists: a string is a full regex, a list holds name suffixes.
-    if isinstance(targets, str):
-        return re.fullmatch(targets, name) is not None
-    return name in targets or any(name.endswith(f".{t}") for t in targets)
-
-
 def _saved_by_peft(name: str, saved: list[str]) -> bool:
     # PEFT never puts LoRA inside a module it saves whole (modules_to_save).
     return any(re.match(rf"(^|.*\.){m}($|\..*)", name) for m in saved)
@@ -78,7 +73,8 @@ def _check_targets(
             f"lora.targets = {targets!r} adapts {whole[0]}, which PEFT trains whole and never "
             "adapts: keep the classifier (and the pooler with train_pooler) out of lora.targets"
         )
-    peft = {n for n in modules if _peft_targets(n, targets) and not _saved_by_peft(n, saved)}
+    # inject's rule is PEFT's check_target_module_exists: a full regex, or name suffixes.
+    peft = {n for n in modules if target_matches(n, targets) and not _saved_by_peft(n, saved)}
     extra = sorted(peft - ours)
     if extra:
         raise LoraSst2Error(
@@ -159,7 +155,7 @@ def _rules(raw: dict) -> list[tuple[str, bool, str]]:
         ("peft_type", raw.get("peft_type") == "LORA", "this version reads LORA only"),
         ("task_type", raw.get("task_type") == "SEQ_CLS", "this version reads SEQ_CLS only"),
         ("base_model_name_or_path", _id_ok(raw.get("base_model_name_or_path")), "an id"),
-        ("r", _integer(r) and 1 <= r <= MAX_RANK, f"an integer from 1 to {MAX_RANK}"),
+        ("r", is_int(r) and 1 <= r <= MAX_RANK, f"an integer from 1 to {MAX_RANK}"),
         ("lora_alpha", _number(alpha) and alpha > 0, "a number > 0"),
         ("lora_dropout", _number(dropout) and 0 <= dropout < 1, "a number >= 0 and < 1"),
         ("use_rslora", isinstance(raw["use_rslora"], bool), "true or false"),
@@ -190,10 +186,6 @@ def _adapter_config(raw: Any) -> AdapterConfig:
     pooler = bool(set(raw["modules_to_save"] or []) & set(POOLERS))
     name, max_length = raw["base_model_name_or_path"], ModelConfig().max_length
     return AdapterConfig(name, max_length, "lora", pooler, lora)
-
-
-def _integer(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _heads_ok(saved: Any) -> bool:
