@@ -50,6 +50,7 @@ class _Section:
 @dataclass(frozen=True)
 class DataConfig(_Section):
     SECTION = "data"
+    dir: str = "data/raw/sst2"  # the raw files; filled from the hub when it has none
     source: str = "nyu-mll/glue"
     config: str = "sst2"
     split: str = "sentence"
@@ -58,6 +59,7 @@ class DataConfig(_Section):
     max_train_examples: int | None = None
 
     def check(self) -> None:
+        self.require("dir", bool(self.dir.strip()), "must name a folder")
         self.require("split", self.split in SPLIT_KINDS, f"use {' or '.join(SPLIT_KINDS)}")
         self.require("val_fraction", 0 < self.val_fraction < 1, "must be > 0 and < 1")
         n = self.max_train_examples
@@ -154,7 +156,9 @@ class GateConfig(_Section):
     """How far each metric may move the wrong way before `lora-sst2 gate` fails."""
 
     SECTION = "gate"
-    max_drop: dict[str, float] = field(default_factory=lambda: {"test.accuracy": 0.005})
+    max_drop: dict[str, float] = field(
+        default_factory=lambda: {"test.accuracy": 0.005, "test.f1": 0.01}
+    )
     alpha: float = 0.05
     require_significance: bool = True
 
@@ -189,6 +193,17 @@ class Params:
     train: TrainConfig = field(default_factory=TrainConfig)
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
     gate: GateConfig = field(default_factory=GateConfig)
+
+    def to_dict(self) -> dict[str, dict[str, Any]]:
+        """The params as params.yaml spells them: sections of plain values, lists for tuples."""
+
+        def plain(value: Any) -> Any:
+            return list(value) if isinstance(value, tuple) else value
+
+        return {
+            name: {f.name: plain(getattr(section, f.name)) for f in dataclasses.fields(section)}
+            for name, section in ((name, getattr(self, name)) for name in SECTIONS)
+        }
 
     @classmethod
     def from_dict(cls, raw: Any, source: str = "params.yaml") -> Params:

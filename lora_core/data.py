@@ -99,7 +99,7 @@ def ensure_raw(raw_dir: str | Path, source: str, config: str) -> dict[str, Path]
     # check above takes both files present to mean a complete mirror.
     for split, hub_split in (("train", "train"), ("dev", "validation")):
         rows = hub[hub_split]
-        write_glue_tsv(paths[split], Examples(rows["sentence"], rows["label"]))
+        write_glue_tsv(paths[split], Examples(list(rows["sentence"]), list(rows["label"])))
     return paths
 
 

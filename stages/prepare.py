@@ -19,9 +19,9 @@ from lora_core.errors import exit_on_user_error
 from lora_core.files import atomic_dir, write_json
 
 
-def prepare(cfg: DataConfig, raw_dir: str, out_dir: str) -> dict:
+def prepare(cfg: DataConfig, out_dir: str) -> dict:
     """Read and validate the raw TSVs, split, and write ``out_dir`` whole or not at all."""
-    raw = ensure_raw(raw_dir, cfg.source, cfg.config)
+    raw = ensure_raw(cfg.dir, cfg.source, cfg.config)
     glue_train, glue_dev = read_glue_tsv(raw["train"]), read_glue_tsv(raw["dev"])
     args = (glue_train, cfg.val_fraction, cfg.seed, cfg.max_train_examples)
     if cfg.split == "sentence":
@@ -46,10 +46,9 @@ def prepare(cfg: DataConfig, raw_dir: str, out_dir: str) -> dict:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--params", default="params.yaml")
-    parser.add_argument("--raw", default="data/raw/sst2")
     parser.add_argument("--out", default="data/prepared")
     args = parser.parse_args(argv)
-    summary = prepare(load_params(args.params).data, args.raw, args.out)
+    summary = prepare(load_params(args.params).data, args.out)
     rows = ", ".join(f"{k} {v['rows']}" for k, v in summary["splits"].items())
     print(f"prepared {rows} -> {args.out}/")
 

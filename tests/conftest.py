@@ -13,6 +13,7 @@ import pytest
 import yaml
 
 from lora_core.commands.cli import main
+from lora_core.config import Params
 from tests.tiny import write_tiny_glue, write_tiny_model
 
 # Tests never touch the network or send analytics.
@@ -21,10 +22,20 @@ os.environ.update(
 )
 
 ROOT = Path(__file__).resolve().parents[1]
-PROJECT_FILES = ("dvc.yaml", "params.yaml", ".gitignore", ".dvcignore", "stages", "lora_core")
+PROJECT_FILES = ("dvc.yaml", ".gitignore", ".dvcignore", "stages", "lora_core")
+# Training precision of every tiny project: fp32 unless the environment forces another, so no
+# test's outcome depends on the CPU (`auto` is bf16 on a CPU with bf16, fp32 elsewhere), and
+# `LORA_SST2_TEST_PRECISION=bf16 python -m pytest` runs the suite as a bf16 CPU would, on any
+# CPU (bf16 autocast runs on AVX2 too, only slower). .ci/run does both.
+PRECISION = os.environ.get("LORA_SST2_TEST_PRECISION", "fp32")
+# The tiny project's params: the code's defaults with these changes. Never the project's own
+# params.yaml, so that committing a tuned params.yaml (`dvc exp apply`) turns no test red.
 TINY_PARAMS = {
     "data": {"split": "random"},  # tiny random sentences have no phrases to keep together
-    "train": {"epochs": 2, "batch_size": 16, "lr": 0.01, "device": "cpu", "bucket_chunk": 4},
+    "train": {
+        **{"epochs": 2, "batch_size": 16, "lr": 0.01, "device": "cpu", "bucket_chunk": 4},
+        "precision": PRECISION,
+    },
     "evaluate": {"batch_size": 64},
     "model": {"max_length": 32},
 }
@@ -49,8 +60,16 @@ def set_params(project: Path, updates: dict) -> None:
     path.write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
 
 
+def tiny_params() -> dict:
+    """The tiny project's params.yaml as a mapping: code defaults updated by TINY_PARAMS."""
+    params = Params().to_dict()
+    for section, values in TINY_PARAMS.items():
+        params[section].update(values)
+    return params
+
+
 def make_tiny_project(dest: Path) -> Path:
-    """Copy the project into ``dest`` with a tiny model and data, as a committed git repo."""
+    """Copy the project's code into ``dest`` with tiny params, model and data, committed."""
     dest.mkdir(parents=True, exist_ok=True)
     for name in PROJECT_FILES:
         src = ROOT / name
@@ -58,7 +77,8 @@ def make_tiny_project(dest: Path) -> Path:
             shutil.copytree(src, dest / name, ignore=shutil.ignore_patterns("__pycache__"))
         elif src.exists():
             shutil.copy2(src, dest / name)
-    set_params(dest, TINY_PARAMS)
+    text = yaml.safe_dump(tiny_params(), sort_keys=False)
+    (dest / "params.yaml").write_text(text, encoding="utf-8")
     write_tiny_model(dest / "models/base/sentence-transformers/all-MiniLM-L6-v2")
     write_tiny_glue(dest / "data/raw/sst2")
     run(["git", "init", "-q", "-b", "main"], dest)

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from lora_core.commands import cli
-from stages import evaluate, prepare, tokenize, train
+from stages import evaluate, fetch, prepare, tokenize, train
 from tests.conftest import snapshot, work_copy
 
 MODEL = "models/base/sentence-transformers/all-MiniLM-L6-v2"
@@ -24,6 +24,7 @@ ADAPTER = ("models/adapter.json", "models/adapter.safetensors")
 
 # command -> (how to run it, the files it reads)
 COMMANDS = {
+    "fetch": ((fetch, []), ("params.yaml",)),
     "prepare": ((prepare, []), ("params.yaml", "data/raw/sst2/train.tsv", "data/raw/sst2/dev.tsv")),
     "tokenize": ((tokenize, []), ("params.yaml", "data/prepared/val.tsv", f"{MODEL}/config.json")),
     "train": (
@@ -90,6 +91,7 @@ def test_hostile_input_one_line_and_nothing_changed(project, capsys, command, fi
 
 # command -> (argv for a subprocess, the output folder made read-only)
 WRITERS = {
+    "fetch": (["-m", "stages.fetch"], "data"),
     "prepare": (["-m", "stages.prepare"], "data"),
     "tokenize": (["-m", "stages.tokenize"], "data"),
     "train": (["-m", "stages.train", "--no-progress"], "metrics"),

@@ -1,6 +1,8 @@
 """End to end: the DVC pipeline on a tiny model and tiny data, offline."""
 
+import hashlib
 import json
+import os
 import shutil
 import signal
 import subprocess
@@ -10,7 +12,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import run, set_params
+from tests.conftest import clone, run, set_params, snapshot
+from tests.tiny import write_tiny_hub, write_tiny_model
 
 STAGES = ("prepare", "tokenize", "train", "evaluate")
 
@@ -68,6 +71,59 @@ def test_pipeline_without_raw_data_offline_fails_cleanly(tiny_project):
     assert [p.name for p in (tiny_project / "data").iterdir()] == ["raw"]
 
 
+def _hashes(project: Path, names) -> dict[str, str]:
+    return {name: hashlib.sha256((project / name).read_bytes()).hexdigest() for name in names}
+
+
+RESULTS = ("models/adapter.safetensors", "models/adapter.json", "metrics/eval.json")
+
+
+def test_fresh_clone_repro_downloads_the_raw_data_then_reproduces_the_commit(committed, tmp_path):
+    # A fresh clone has no data/raw/sst2 (git-ignored): the fetch stage downloads it before
+    # DVC looks for it as prepare's dependency. The "hub" is a local dataset folder here.
+    hub = write_tiny_hub(tmp_path / "hub")
+    project = clone(committed, tmp_path / "clone")
+    assert not (project / "data/raw").exists()
+    write_tiny_model(project / "models/base/sentence-transformers/all-MiniLM-L6-v2")  # Offline
+    set_params(project, {"data": {"source": str(hub)}})
+    env = {**os.environ, "HF_HOME": str(tmp_path / "hf")}
+    proc = subprocess.run(["dvc", "repro"], cwd=project, env=env, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert f"downloading {hub}/sst2 into data/raw/sst2/" in proc.stdout
+    # train's outputs come out byte-identical to the commit's, so evaluate is up to date
+    assert _ran(proc.stdout) == ["prepare", "tokenize", "train"]
+    for name in ("train.tsv", "dev.tsv"):  # the same bytes as the mirror the commit used
+        raw = (project / "data/raw/sst2" / name).read_bytes()
+        assert raw == (committed / "data/raw/sst2" / name).read_bytes()
+    assert _hashes(project, RESULTS) == _hashes(committed, RESULTS)
+
+
+def test_fresh_clone_repro_offline_prints_the_one_line_and_writes_nothing(committed, tmp_path):
+    project = clone(committed, tmp_path / "clone")
+    before = snapshot(project, skip=(".dvc/tmp",))
+    proc = run(["dvc", "repro"], project, check=False)
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr
+    ours = [line for line in proc.stderr.splitlines() if line.startswith("error: ")]
+    assert len(ours) == 1
+    assert ours[0].startswith("error: no data/raw/sst2/train.tsv and dev.tsv, and nyu-mll/glue")
+    assert ours[0].endswith("copy GLUE's SST-2 TSVs into data/raw/sst2/ (README section 'Offline')")
+    assert "failed to reproduce 'fetch'" in proc.stderr
+    assert snapshot(project, skip=(".dvc/tmp",)) == before
+
+
+def test_a_bad_param_stops_repro_before_any_output_is_removed(built_project, tmp_path):
+    project = _copy(built_project, tmp_path)
+    outputs = ("models", "metrics", "data/prepared", "data/tokenized", "data/fetch.json")
+    before = snapshot(project, skip=(".dvc", ".git", "params.yaml", "data/raw"))
+    set_params(project, {"lora": {"r": 0}})
+    proc = run(["dvc", "repro"], project, check=False)
+    assert proc.returncode != 0
+    assert "error: params.yaml: lora.r = 0 is not allowed" in proc.stderr
+    assert _ran(proc.stdout) == []
+    after = snapshot(project, skip=(".dvc", ".git", "params.yaml", "data/raw"))
+    assert after == before and all(any(k.startswith(o) for k in after) for o in outputs)
+
+
 def _copy(built_project, tmp_path):
     project = tmp_path / "project"
     shutil.copytree(built_project, project, symlinks=True)
@@ -123,10 +179,11 @@ def test_pipeline_signal_during_training_leaves_outputs_then_repro_completes(
     assert not list(project.rglob("*.tmp"))
     run(["git", "checkout", "params.yaml"], project)
     run(["dvc", "repro", "-q"], project)
-    assert "up to date" in run(["dvc", "status"], project).stdout
+    status = json.loads(run(["dvc", "status", "--json"], project).stdout)
+    assert status == {"fetch": ["always changed"]}  # fetch re-checks params at every run
 
 
-@pytest.mark.parametrize("stage", STAGES)
+@pytest.mark.parametrize("stage", ("fetch", *STAGES))
 def test_dvc_yaml_lists_every_library_module_a_stage_imports(stage):
     root = Path(__file__).resolve().parents[1]
     code = f"import sys, stages.{stage}; print(*sorted(sys.modules))"

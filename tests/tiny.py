@@ -78,3 +78,22 @@ def write_tiny_glue(folder: Path, n_train: int = 200, n_dev: int = 40) -> Path:
     write_tsv(folder / "train.tsv", tiny_sentences(n_train, seed=1))
     write_tsv(folder / "dev.tsv", tiny_sentences(n_dev, seed=2))
     return folder
+
+
+def write_tiny_hub(folder: Path, n_train: int = 200, n_dev: int = 40) -> Path:
+    """A hub-style dataset folder (config ``sst2``) with write_tiny_glue's rows, as Parquet.
+
+    ``datasets.load_dataset(folder, "sst2")`` reads it offline as it reads nyu-mll/glue.
+    """
+    import pandas as pd
+
+    for split, n, seed in (("train", n_train, 1), ("validation", n_dev, 2)):
+        sentences, labels = zip(*tiny_sentences(n, seed=seed))
+        frame = pd.DataFrame({"sentence": sentences, "label": labels, "idx": range(n)})
+        (folder / "sst2").mkdir(parents=True, exist_ok=True)
+        frame.to_parquet(folder / f"sst2/{split}-00000-of-00001.parquet", index=False)
+    card = ["---", "configs:", "- config_name: sst2", "  data_files:"]
+    for split in ("train", "validation"):
+        card += [f"  - split: {split}", f"    path: sst2/{split}-*"]
+    (folder / "README.md").write_text("\n".join([*card, "---", ""]), encoding="utf-8")
+    return folder
