@@ -212,6 +212,18 @@ PREDICT_CASES = {
     ),
     "unreadable": (["predict", "--file", "nope.txt"], "cannot read --file nope.txt: No such file"),
     "no adapter": (["predict", "--adapter", "elsewhere", "ok"], "no adapter in elsewhere/"),
+    "empty file": (
+        ["predict", "--file", "/dev/null"],
+        "--file /dev/null has no text: expected one sentence a line",
+    ),
+    "dash among sentences": (
+        ["predict", "good", "-"],
+        "'-' reads the sentences from standard input: give it alone, not among sentences",
+    ),
+    "no params file": (
+        ["predict", "--params", "nope.yaml", "ok"],
+        "params file not found: nope.yaml",
+    ),
 }
 
 

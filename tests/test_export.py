@@ -97,3 +97,46 @@ def test_export_files_have_plain_write_modes(project, capsys, tmp_path):
     assert "model.safetensors" in modes  # safetensors itself writes 0600
     assert modes == dict.fromkeys(modes, os.stat(plain_file).st_mode & 0o777)
     assert os.stat(target).st_mode & 0o777 == os.stat(plain_dir).st_mode & 0o777
+
+
+def test_export_from_a_subfolder_writes_where_the_user_is(project, capsys, monkeypatch):
+    (project / "notes").mkdir()
+    monkeypatch.chdir(project / "notes")
+    assert _export(capsys, "out") == (
+        0,
+        "merged model written to out/ (load it with AutoModelForSequenceClassification)\n",
+        "",
+    )
+    assert (project / "notes/out/config.json").is_file()
+    assert not (project / "out").exists()
+    code, out, err = _export(capsys, ".", "--force")
+    assert (code, out) == (2, "")
+    assert err == (
+        "lora-sst2: error: . is the working directory or a folder above it: refusing to "
+        "replace it; choose a new folder\n"
+    )
+    monkeypatch.chdir(project / "metrics")
+    assert _export(capsys, ".")[2] == (
+        "lora-sst2: error: export --merged .: that is (inside) a folder the pipeline owns; "
+        "choose a new folder outside data/, models/ and metrics/, e.g. exported/\n"
+    )
+    assert _export(capsys, "../exported")[0] == 0
+    assert (project / "exported/config.json").is_file()
+
+
+def test_export_from_outside_with_adapter_guards_its_project(
+    project, capsys, monkeypatch, tmp_path
+):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    monkeypatch.chdir(outside)
+    adapter = ("--adapter", str(project / "models"))
+    before = snapshot(project)
+    target = project / "data/merged"
+    assert _export(capsys, str(target), *adapter)[2] == (
+        f"lora-sst2: error: export --merged {target}: that is (inside) a folder the pipeline "
+        "owns; choose a new folder outside data/, models/ and metrics/, e.g. exported/\n"
+    )
+    assert _export(capsys, "merged", *adapter)[0] == 0
+    assert (outside / "merged/model.safetensors").is_file()
+    assert snapshot(project) == before

@@ -11,7 +11,7 @@ from lora_core.commands.dvcrun import run
 from lora_core.errors import LoraSst2Error
 from lora_core.files import PROJECT_MARKERS, atomic_dir, check_replaceable, json_text
 from lora_core.inject import lora_state_dict, unload_lora
-from lora_core.pretrained import load_tokenizer, quiet_transformers
+from lora_core.pretrained import BASE_DIR, load_tokenizer, quiet_transformers
 from lora_core.runtime import load_for_inference
 
 EXPORT_MARKER = "lora-sst2-export.json"  # marks a folder as ours to replace on a re-export
@@ -31,16 +31,22 @@ def _tracked(folder: Path) -> bool:
 
 
 def check_export_target(
-    out: str | Path, adapter_dir: str | Path, force: bool, option: str = "--merged"
+    out: str | Path,
+    adapter_dir: str | Path,
+    force: bool,
+    option: str = "--merged",
+    project: Path | None = None,
 ) -> None:
     """Refuse an export folder that would replace what the user or the pipeline owns.
 
     Never the working directory or a folder above it, a project, the adapter's folder, or
-    (inside) the pipeline's own folders; a non-empty folder only when an earlier export of
-    ours left its marker there, or with ``force`` when git tracks nothing in it.
+    (inside) the pipeline's own folders, those of the working directory's project and of
+    ``project``; a non-empty folder only when an earlier export of ours left its marker
+    there, or with ``force`` when git tracks nothing in it.
     """
-    target, root = Path(out).resolve(), _project_root(Path.cwd().resolve())
-    owned = [Path(adapter_dir).resolve()] + [root / d for d in PIPELINE_DIRS if root]
+    target = Path(out).resolve()
+    roots = {r.resolve() for r in (_project_root(Path.cwd().resolve()), project) if r}
+    owned = [Path(adapter_dir).resolve()] + [r / d for r in roots for d in PIPELINE_DIRS]
     if any(target == p or p in target.parents for p in owned):
         raise LoraSst2Error(
             f"export {option} {out}: that is (inside) a folder the pipeline owns; "
@@ -60,12 +66,21 @@ def check_export_target(
         raise LoraSst2Error(f"export {option} {out}: git tracks files there; not even --force")
 
 
-def export_merged(adapter_dir: str | Path, out: str | Path, force: bool = False) -> Path:
-    """A plain Hugging Face folder: merged weights, config with labels, tokenizer."""
-    check_export_target(out, adapter_dir, force)
-    inference = load_for_inference(adapter_dir)
+def export_merged(
+    adapter_dir: str | Path,
+    out: str | Path,
+    force: bool = False,
+    base_dir: str | Path = BASE_DIR,
+    project: Path | None = None,
+) -> Path:
+    """A plain Hugging Face folder: merged weights, config with labels, and the tokenizer,
+    which truncates at the adapter's max_length as predict does."""
+    check_export_target(out, adapter_dir, force, project=project)
+    inference = load_for_inference(adapter_dir, base_dir=base_dir)
     unload_lora(inference.model)  # merged already: plain nn.Linear layers, stock BERT
-    tokenizer = load_tokenizer(inference.config.base_model)
+    tokenizer = load_tokenizer(inference.config.base_model, base_dir)
+    # pipeline(..., truncation=True) cuts at model_max_length: the length it was trained on
+    tokenizer.model_max_length = inference.config.max_length
     marker = {"made_by": "lora-sst2 export --merged", "base_model": inference.config.base_model}
     with quiet_transformers(), atomic_dir(out) as tmp:  # no "Writing model shards" bar
         inference.model.save_pretrained(tmp)
@@ -74,12 +89,18 @@ def export_merged(adapter_dir: str | Path, out: str | Path, force: bool = False)
     return Path(out)
 
 
-def export_peft(adapter_dir: str | Path, out: str | Path, force: bool = False) -> Path:
+def export_peft(
+    adapter_dir: str | Path,
+    out: str | Path,
+    force: bool = False,
+    base_dir: str | Path = BASE_DIR,
+    project: Path | None = None,
+) -> Path:
     """PEFT's adapter folder: ``PeftModel.from_pretrained(base, out)`` gives our logits."""
     from lora_core.peft_format import module_kinds, to_peft, write_peft
 
-    check_export_target(out, adapter_dir, force, "--peft")
-    model, config = load_trained(adapter_dir)
+    check_export_target(out, adapter_dir, force, "--peft", project)
+    model, config = load_trained(adapter_dir, base_dir)
     try:
         tensors, peft_config = to_peft(lora_state_dict(model), config, module_kinds(model))
     except LoraSst2Error as err:
@@ -92,11 +113,12 @@ def export_peft(adapter_dir: str | Path, out: str | Path, force: bool = False) -
 
 
 def run_export(args: argparse.Namespace) -> int:
+    where = {"base_dir": args.base_dir, "project": args.project_root}
     if args.peft is not None:
-        out = export_peft(args.adapter, args.peft, args.force)
+        out = export_peft(args.adapter, args.peft, args.force, **where)
         print(f"PEFT adapter written to {out}/ (load it with PeftModel.from_pretrained)")
         return 0
-    out = export_merged(args.adapter, args.merged, args.force)
+    out = export_merged(args.adapter, args.merged, args.force, **where)
     print(f"merged model written to {out}/ (load it with AutoModelForSequenceClassification)")
     return 0
 
@@ -109,8 +131,12 @@ def register(subparsers) -> None:
     what = e.add_mutually_exclusive_group(required=True)
     what.add_argument("--merged", metavar="OUT", help="output folder for the merged model")
     what.add_argument("--peft", metavar="OUT", help="output folder for PEFT's adapter files")
-    e.add_argument("--adapter", default="models")
+    e.add_argument(
+        "--adapter",
+        help="the adapter to export: a folder with adapter.* or PEFT's files "
+        "(default: the project's models/)",
+    )
     e.add_argument(
         "--force", action="store_true", help="replace OUT even if it holds files not ours"
     )
-    e.set_defaults(run=run_export)
+    e.set_defaults(run=run_export, project_defaults={"adapter": "models"})

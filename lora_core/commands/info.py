@@ -9,11 +9,15 @@ from lora_core.adapter import load_trained, weights_file
 from lora_core.errors import LoraSst2Error
 from lora_core.files import read_json
 from lora_core.inject import count_parameters
+from lora_core.pretrained import BASE_DIR
 
 
-def adapter_info(adapter_dir: str | Path, metrics_dir: str | Path) -> dict:
-    """The adapter's config and sizes, plus every score in ``metrics_dir/eval.json``."""
-    model, config = load_trained(adapter_dir)
+def adapter_info(
+    adapter_dir: str | Path, metrics_dir: str | Path | None, base_dir: str | Path = BASE_DIR
+) -> dict:
+    """The adapter's config and sizes, plus every score in ``metrics_dir/eval.json``
+    (none when ``metrics_dir`` is None)."""
+    model, config = load_trained(adapter_dir, base_dir)
     trainable, total = count_parameters(model)
     lora = config.to_json()["lora"]
     info = {
@@ -24,24 +28,64 @@ def adapter_info(adapter_dir: str | Path, metrics_dir: str | Path) -> dict:
         "total_params": total,
         "adapter_bytes": weights_file(adapter_dir).stat().st_size,
     }
-    eval_path = Path(metrics_dir) / "eval.json"
-    if eval_path.exists():
-        scores = read_json(eval_path)
-        if not isinstance(scores, dict) or not all(isinstance(v, dict) for v in scores.values()):
-            raise LoraSst2Error(f"{eval_path} is damaged: run `dvc repro` to write it anew")
-        info.update({f"{split}.{k}": v for split in scores for k, v in scores[split].items()})
+    if metrics_dir is not None:
+        info.update(scores(Path(metrics_dir) / "eval.json"))
     return info
 
 
+def scores(eval_path: Path) -> dict:
+    """``split.metric -> value`` from eval.json; nothing when it does not exist yet."""
+    if not eval_path.exists():
+        return {}
+    raw = read_json(eval_path)
+    if not isinstance(raw, dict) or not all(isinstance(v, dict) for v in raw.values()):
+        raise LoraSst2Error(f"{eval_path} is damaged: run `dvc repro` to write it anew")
+    return {f"{split}.{k}": v for split in raw for k, v in raw[split].items()}
+
+
+def is_project_adapter(args: argparse.Namespace) -> bool:
+    """Whether --adapter is the project's own models/, the adapter metrics/ scores."""
+    root = args.project_root
+    return root is not None and Path(args.adapter).resolve() == (root / "models").resolve()
+
+
+def metrics_to_show(args: argparse.Namespace) -> tuple[str | None, str | None]:
+    """The metrics folder to read, or None and the line that says why its scores are not
+    shown: the project's metrics/ score models/, not another adapter (--metrics: yours)."""
+    if "metrics" not in args.defaulted or is_project_adapter(args):
+        return args.metrics, None
+    if args.project_root is None:
+        return None, None
+    other = f"{Path(args.adapter)}/"
+    return None, (
+        f"not shown: the scores in metrics/ belong to the project's models/ adapter, not to {other}"
+    )
+
+
+def format_table(info: dict) -> list[str]:
+    """``key  value`` lines, the values aligned two spaces after the longest key."""
+    width = max(map(len, info))
+    return [f"{key:<{width}}  {value}" for key, value in info.items()]
+
+
 def run_info(args: argparse.Namespace) -> int:
-    for key, value in adapter_info(args.adapter, args.metrics).items():
-        print(f"{key:<20} {value}")
+    metrics, why_not = metrics_to_show(args)
+    info = adapter_info(args.adapter, metrics, args.base_dir)
+    if why_not is not None:
+        info["metrics"] = why_not
+    print("\n".join(format_table(info)))
     return 0
 
 
 def register(subparsers) -> None:
     """Add `info` to the CLI."""
     i = subparsers.add_parser("info", help="describe an adapter and its run's metrics")
-    i.add_argument("--adapter", default="models")
-    i.add_argument("--metrics", default="metrics")
-    i.set_defaults(run=run_info)
+    i.add_argument(
+        "--adapter", help="folder with adapter.* or PEFT's files (default: the project's models/)"
+    )
+    i.add_argument(
+        "--metrics",
+        help="folder with the eval.json to show (default: the project's metrics/, shown only "
+        "for the project's models/ adapter)",
+    )
+    i.set_defaults(run=run_info, project_defaults={"adapter": "models", "metrics": "metrics"})
