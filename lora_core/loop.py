@@ -197,7 +197,8 @@ def _validate(
     result.val_accuracy.append(accuracy(logits, val.labels))
     if progress:
         speed = result.examples / result.train_seconds
-        tqdm.write(f"epoch {epoch}: val accuracy {result.val_accuracy[-1]:.4f}, {speed:.0f} ex/s")
+        score = f"val accuracy {result.val_accuracy[-1]:.4f} ({step.precision}, during training)"
+        tqdm.write(f"epoch {epoch}: {score}, {speed:.0f} ex/s")
     if result.val_accuracy[-1] > max(result.val_accuracy[:-1], default=-1.0):
         result.best_epoch = epoch
         result.best_state = {k: v.detach().cpu().clone() for k, v in lora_state_dict(model).items()}

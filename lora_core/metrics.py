@@ -51,6 +51,7 @@ def confusion_points(logits: np.ndarray, labels: np.ndarray, names) -> list[dict
 
 
 def roc_points(logits: np.ndarray, labels: np.ndarray) -> list[dict]:
+    """The ROC curve of P(positive) as {fpr, tpr} points, for DVC's plots."""
     from sklearn.metrics import roc_curve
 
     fpr, tpr, _ = roc_curve(labels, softmax(logits)[:, 1])
@@ -59,7 +60,18 @@ def roc_points(logits: np.ndarray, labels: np.ndarray) -> list[dict]:
     ]
 
 
+def roc_auc(logits: np.ndarray, labels: np.ndarray) -> float:
+    """Area under the ROC curve of P(positive): the chance that a random positive example
+    scores above a random negative one, ties counting half; nan without both classes."""
+    from sklearn.metrics import roc_auc_score
+
+    if len(np.unique(labels)) < 2:
+        return float("nan")
+    return float(roc_auc_score(labels, softmax(logits)[:, 1]))
+
+
 def pr_points(logits: np.ndarray, labels: np.ndarray) -> list[dict]:
+    """The precision-recall curve of P(positive) as {recall, precision} points."""
     from sklearn.metrics import precision_recall_curve
 
     precision, recall, _ = precision_recall_curve(labels, softmax(logits)[:, 1])
@@ -81,11 +93,12 @@ def figure():
 
 
 def save_figure(plt, fig, path: str | Path) -> None:
-    """Write the figure as PNG atomically and close it."""
+    """Write the figure as PNG atomically and close it, cropped to what it draws: a label
+    that reaches past the figure's edge widens the image instead of being cut."""
     fig.tight_layout()
     with atomic_path(path) as tmp:
         # No software tag: the PNG does not change with the matplotlib version.
-        fig.savefig(tmp, format="png", metadata={"Software": None})
+        fig.savefig(tmp, format="png", metadata={"Software": None}, bbox_inches="tight")
     plt.close(fig)
 
 
@@ -104,6 +117,7 @@ def plot_confusion(points: list[dict], names, path: str | Path) -> None:
 
 
 def plot_curve(points: list[dict], x: str, y: str, title: str, path: str | Path) -> None:
+    """One curve through ``points``, ``y`` against ``x``."""
     plt, fig, ax = figure()
     ax.plot([p[x] for p in points], [p[y] for p in points])
     ax.set(xlabel=x, ylabel=y, title=title)
@@ -111,11 +125,34 @@ def plot_curve(points: list[dict], x: str, y: str, title: str, path: str | Path)
     save_figure(plt, fig, path)
 
 
-def plot_training(curve: list[dict], val: list[dict], path: str | Path) -> None:
+def plot_roc(points: list[dict], auc: float, title: str, path: str | Path) -> None:
+    """The ROC curve with its AUC in the legend, against chance (the diagonal, AUC 0.5)."""
     plt, fig, ax = figure()
-    ax.plot([p["step"] for p in curve], [p["loss"] for p in curve], label="train loss")
+    ax.plot([p["fpr"] for p in points], [p["tpr"] for p in points], label=f"ROC, AUC {auc:.4f}")
+    ax.plot([0, 1], [0, 1], "--", color="grey", label="chance, AUC 0.5")
+    ax.set(xlabel="fpr", ylabel="tpr", title=title)
+    ax.legend(loc="lower right")
+    ax.grid(alpha=0.3)
+    save_figure(plt, fig, path)
+
+
+def plot_training(curve: list[dict], val: list[dict], path: str | Path) -> None:
+    """Train loss per logged step (left axis) and val accuracy per epoch (right axis), with
+    one legend for both under the plot, where it hides no point."""
+    plt, fig, ax = figure()
+    ax.plot([p["step"] for p in curve], [p["loss"] for p in curve], color="C0", label="train loss")
     ax.set(xlabel="step", ylabel="train loss", title="Training")
     twin = ax.twinx()
-    twin.plot([p["step"] for p in val], [p["val_accuracy"] for p in val], "o-", color="C1")
+    steps, accuracy = [p["step"] for p in val], [p["val_accuracy"] for p in val]
+    twin.plot(steps, accuracy, "o-", color="C1", label="val accuracy (end of epoch)")
     twin.set_ylabel("val accuracy", color="C1")
+    lines = ax.get_lines() + twin.get_lines()
+    ax.legend(
+        lines,
+        [line.get_label() for line in lines],
+        loc="upper center",
+        bbox_to_anchor=(0.5, -0.15),
+        ncol=2,
+        frameon=False,
+    )
     save_figure(plt, fig, path)

@@ -83,6 +83,16 @@ def train_metrics(
     }
 
 
+def best_epoch_line(result: TrainResult, precision: str) -> str:
+    """What train prints last: the kept epoch's val accuracy, as the loop measured it (in
+    ``precision``, LoRA unmerged); evaluate's metrics/eval.json scores val again, merged."""
+    return (
+        f"best epoch {result.best_epoch}: val accuracy {max(result.val_accuracy):.4f} "
+        f"({precision}, during training; evaluate's metrics/eval.json scores the merged "
+        "model in evaluate.precision)"
+    )
+
+
 def reserve_training(out: Staged, models_dir: str | Path, metrics_dir: str | Path) -> dict:
     """Temporary paths for every train output, made before training so that an output
     folder that cannot be written fails at once, not after hours of training."""
@@ -156,7 +166,7 @@ def write_evaluation(
         (plots / f"{name}.json").write_text(json_text(points), encoding="utf-8")
     m.plot_confusion(confusion, list(LABELS), plots / "confusion.png")
     title = f"ROC (test), accuracy {scores['test']['accuracy']:.4f}"
-    m.plot_curve(roc, "fpr", "tpr", title, plots / "roc.png")
+    m.plot_roc(roc, m.roc_auc(logits, labels), title, plots / "roc.png")
     m.plot_curve(pr, "recall", "precision", "Precision-recall (test)", plots / "pr.png")
     curve, val = metrics_dir / TRAIN_CURVE, metrics_dir / VAL_CURVE
     if curve.exists() and val.exists():

@@ -52,13 +52,26 @@ def cpu_supports_bf16() -> bool:
 
 
 def resolve_precision(name: str, device: torch.device) -> str:
-    """Pick ``fp32``, ``bf16`` or ``fp16``; ``auto`` takes the fastest the device supports."""
+    """Pick ``fp32``, ``bf16`` or ``fp16``; ``auto`` takes the fastest the device supports.
+
+    On CUDA, bf16 counts only where it is native (compute capability 8.0 or newer, or ROCm):
+    torch's plain ``is_bf16_supported()`` also says yes on a T4 or V100, which only emulate
+    bf16, slower than fp16 with its gradient scaler (pytorch/pytorch#148322).
+    """
     if device.type == "cuda":
-        bf16 = torch.cuda.is_bf16_supported()
+        try:
+            bf16 = torch.cuda.is_bf16_supported(including_emulation=False)
+        except TypeError:  # a torch without the argument: ROCm, or CUDA from Ampere (8.0) on
+            native = torch.cuda.get_device_capability(device) >= (8, 0)
+            bf16 = bool(torch.version.hip) or native
         if name == "auto":
             return "bf16" if bf16 else "fp16"
         if name == "bf16" and not bf16:
-            raise LoraSst2Error("precision = 'bf16' but this GPU has no bf16: use fp16 or auto")
+            gpu = torch.cuda.get_device_name(device)
+            raise LoraSst2Error(
+                f"precision = 'bf16' but this GPU ({gpu}) has no native bf16, only slow "
+                "emulation: use fp16 or auto"
+            )
         return name
     if name == "fp16":
         raise LoraSst2Error("precision = 'fp16' needs a CUDA GPU: on CPU use bf16, fp32 or auto")

@@ -34,7 +34,10 @@ def main(argv: list[str] | None = None) -> None:
         scores = write_evaluation(out, results, args.metrics, args.plots, resamples)
     val, test = scores["val"], scores["test"]
     interval = f"[{test['accuracy_ci95_low']:.4f}, {test['accuracy_ci95_high']:.4f}]"
-    print(f"val accuracy {val['accuracy']:.4f}, test accuracy {test['accuracy']:.4f} {interval}")
+    print(
+        f"val accuracy {val['accuracy']:.4f}, test accuracy {test['accuracy']:.4f} {interval} "
+        f"(merged model, {inference.precision})"
+    )
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ from lora_core.errors import exit_on_user_error
 from lora_core.files import staged
 from lora_core.loop import train_model
 from lora_core.model import classifier_for_training
-from lora_core.outputs import reserve_training, write_training
+from lora_core.outputs import best_epoch_line, reserve_training, write_training
 from lora_core.runtime import resolve_device, resolve_precision, use_attention
 from lora_core.tokens import load_tokenized
 
@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> None:
             paths = reserve_training(out, args.models, args.metrics)
             result = run()
             write_training(paths, params, model, result, device, precision, attention)
-    print(f"best epoch {result.best_epoch}: val accuracy {max(result.val_accuracy):.4f}")
+    print(best_epoch_line(result, precision))
     return 0
 
 

@@ -1,11 +1,14 @@
+import re
+
 import pytest
 import torch
 
 from lora_core.config import LoraConfig, ModelConfig, TrainConfig
 from lora_core.errors import LoraSst2Error
 from lora_core.inject import lora_state_dict
-from lora_core.loop import train_model
+from lora_core.loop import TrainResult, train_model
 from lora_core.model import build_classifier
+from lora_core.outputs import best_epoch_line
 from lora_core.pretrained import load_tokenizer
 from lora_core.tokens import collate, tokenize
 from tests.tiny import tiny_sentences, write_tiny_model
@@ -84,3 +87,23 @@ def test_model_dropout_zero_makes_training_forward_deterministic(setup, model_dr
     inputs = {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]}
     first, second = model(**inputs).logits, model(**inputs).logits
     assert torch.equal(first, second) != random
+
+
+def test_train_prints_each_epochs_val_accuracy_with_what_it_was_measured_in(setup, capsys):
+    base, split = setup
+    cfg = TrainConfig(epochs=2, batch_size=16, lr=0.01, bucket_chunk=2)
+    model = build_classifier(ModelConfig(name="tiny"), LoraConfig(), "lora", True, 0, base)
+    result = train_model(model, split, split, cfg, torch.device("cpu"), "fp32", progress=True)
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 2
+    for epoch, (line, accuracy) in enumerate(zip(lines, result.val_accuracy), start=1):
+        head = f"epoch {epoch}: val accuracy {accuracy:.4f} (fp32, during training), "
+        assert line.startswith(head) and re.fullmatch(r"\d+ ex/s", line[len(head) :]), line
+
+
+def test_best_epoch_line_says_training_measured_it_and_evaluate_rescores_it():
+    result = TrainResult(val_accuracy=[0.8, 0.84333, 0.84], best_epoch=2)
+    assert best_epoch_line(result, "bf16") == (
+        "best epoch 2: val accuracy 0.8433 (bf16, during training; evaluate's "
+        "metrics/eval.json scores the merged model in evaluate.precision)"
+    )

@@ -2,11 +2,19 @@ import json
 import shutil
 from pathlib import Path
 
+import matplotlib.pyplot as plt
 import pytest
 from safetensors.torch import load_file
 
 from lora_core.commands import cli
-from lora_core.commands.report import describe, experiment_rows, group_rows, markdown_table
+from lora_core.commands.report import (
+    describe,
+    experiment_rows,
+    group_rows,
+    label_sides,
+    markdown_table,
+    plot_groups,
+)
 from stages import train
 from tests.conftest import set_params
 
@@ -77,6 +85,34 @@ def test_report_cli_writes_png_and_table(tmp_path, capsys):
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert md.read_text() == capsys.readouterr().out
     assert md.read_text().count("\n") == 2 + 3
+
+
+def test_report_labels_points_in_the_right_half_to_their_left():
+    sizes = [1_538, 10_754, 37_634, 148_226, 22_750_850]  # log10 3.2 .. 7.4: middle 5.3
+    assert label_sides(sizes) == ["left", "left", "left", "left", "right"]
+    assert label_sides([100, 10_000]) == ["left", "right"]
+    assert label_sides([2146, 2146]) == ["left", "left"]  # one size: nothing to the right
+
+
+# A long label on the largest point ran off the right edge before labels were aligned
+LONG = "full, train.lr=5e-05, train.model_dropout=0.1"
+GROUPS = [
+    {"experiment": "head", "n": 3, "test_accuracy": (0.8, 0.01), "trainable_params": 1_538},
+    {"experiment": "lora r=4", "n": 1, "test_accuracy": (0.86, None), "trainable_params": 37_634},
+    {"experiment": LONG, "n": 3, "test_accuracy": (0.88, 0.004), "trainable_params": 22_750_850},
+]
+
+
+def test_report_png_keeps_every_label_inside_and_is_reproducible(tmp_path):
+    first, second = tmp_path / "a.png", tmp_path / "b.png"
+    plot_groups(GROUPS, first)
+    plot_groups(GROUPS, second)
+    assert first.read_bytes() == second.read_bytes()
+    image = plt.imread(first)[:, :, :3]
+    height, width, _ = image.shape  # the 8x5 inch figure at 100 dpi, cropped to what it draws
+    assert height <= 500 and width <= 800  # no label reached past the figure's edge
+    for border in (image[:3], image[-3:], image[:, :3], image[:, -3:]):
+        assert (border == 1).all()  # white margin all round: no label cut at an edge
 
 
 @pytest.mark.parametrize(

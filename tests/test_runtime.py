@@ -30,6 +30,54 @@ def test_resolve_precision_on_cpu():
         resolve_precision("fp16", cpu)
 
 
+def _fake_gpu(monkeypatch, name: str, capability: tuple[int, int], with_argument: bool = True):
+    """Pretend ``torch.cuda`` sees one GPU: native bf16 from compute capability 8.0 on, and
+    bf16 "supported" through emulation below it unless ``including_emulation=False``."""
+    native = capability >= (8, 0)
+
+    def is_bf16_supported(including_emulation: bool = True) -> bool:
+        return native or including_emulation
+
+    def is_bf16_supported_before_the_argument() -> bool:  # says yes on emulation too
+        return True
+
+    fake = is_bf16_supported if with_argument else is_bf16_supported_before_the_argument
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", fake)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: capability)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: name)
+    monkeypatch.setattr(torch.version, "hip", None)
+
+
+@pytest.mark.parametrize("with_argument", [True, False])
+def test_resolve_precision_on_an_ampere_gpu_takes_native_bf16(monkeypatch, with_argument):
+    _fake_gpu(monkeypatch, "NVIDIA A100-SXM4-40GB", (8, 0), with_argument)
+    cuda = torch.device("cuda")
+    assert [resolve_precision(n, cuda) for n in ("auto", "bf16", "fp16", "fp32")] == [
+        "bf16",
+        "bf16",
+        "fp16",
+        "fp32",
+    ]
+
+
+@pytest.mark.parametrize("with_argument", [True, False])
+def test_resolve_precision_on_a_t4_takes_fp16_not_emulated_bf16(monkeypatch, with_argument):
+    _fake_gpu(monkeypatch, "Tesla T4", (7, 5), with_argument)
+    cuda = torch.device("cuda")
+    assert torch.cuda.is_bf16_supported()  # what torch says by default: emulation counts
+    assert [resolve_precision(n, cuda) for n in ("auto", "fp16", "fp32")] == [
+        "fp16",
+        "fp16",
+        "fp32",
+    ]
+    with pytest.raises(LoraSst2Error) as info:
+        resolve_precision("bf16", cuda)
+    assert str(info.value) == (
+        "precision = 'bf16' but this GPU (Tesla T4) has no native bf16, only slow emulation: "
+        "use fp16 or auto"
+    )
+
+
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the no-GPU error")
 def test_resolve_device_cuda_without_gpu_is_a_clear_error():
     assert resolve_device("auto") == torch.device("cpu")

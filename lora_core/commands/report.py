@@ -11,6 +11,8 @@ import statistics
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from lora_core.commands.dvcrun import dvc_json
 from lora_core.errors import LoraSst2Error
 from lora_core.files import atomic_write_text, read_json
@@ -131,17 +133,30 @@ def markdown_table(groups: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def label_sides(sizes: list[int]) -> list[str]:
+    """Where each point's label starts (matplotlib's ``ha``): right of the point in the left
+    half of the log size axis, ending left of it in the right half, so that no label runs
+    off the plot's right edge."""
+    low, high = np.log10(min(sizes)), np.log10(max(sizes))
+    middle = (low + high) / 2
+    return ["right" if high > low and np.log10(s) > middle else "left" for s in sizes]
+
+
 def plot_groups(groups: list[dict], path: str | Path) -> None:
     """Test accuracy (mean, std bars) against trainable parameters (log), labelled points."""
     plt, fig, ax = figure()
     fig.set_size_inches(8, 5)
-    for i, g in enumerate(groups):  # sorted by size: alternate labels above and below
+    sides = label_sides([g["trainable_params"] for g in groups])
+    for i, (g, side) in enumerate(zip(groups, sides)):  # by size: labels above, then below
         mean, std = g["test_accuracy"]
         x = g["trainable_params"]
         ax.errorbar(x, mean, yerr=std or 0, fmt="o", color="C0", capsize=4)
-        offset = (6, 10 + 12 * (i % 3)) if i % 2 == 0 else (6, -16 - 12 * (i % 3))
+        dx = 6 if side == "left" else -6
+        offset = (dx, 10 + 12 * (i % 3)) if i % 2 == 0 else (dx, -16 - 12 * (i % 3))
         label = g["experiment"] + (f" (n={g['n']})" if g["n"] > 1 else "")
-        ax.annotate(label, (x, mean), textcoords="offset points", xytext=offset, fontsize=8)
+        ax.annotate(
+            label, (x, mean), textcoords="offset points", xytext=offset, fontsize=8, ha=side
+        )
     ax.set_xscale("log")
     ax.margins(x=0.25, y=0.2)
     title = "SST-2: test accuracy vs trainable parameters (bars: std over seeds)"
