@@ -88,11 +88,14 @@ class LoraConfig(_Section):
     dropout: float = 0.1
     targets: tuple[str, ...] | str = ("query", "value")
     rslora: bool = False
+    dropout_mode: str = "token"  # token: one draw per token, on A x; element: PEFT's, on x
 
     def check(self) -> None:
         self.require("r", 1 <= self.r <= MAX_RANK, f"must be an integer from 1 to {MAX_RANK}")
         self.require("alpha", self.alpha > 0, "must be > 0")
         self.require("dropout", 0 <= self.dropout < 1, "must be >= 0 and < 1")
+        modes = DROPOUT_MODES
+        self.require("dropout_mode", self.dropout_mode in modes, f"use {' or '.join(modes)}")
         self.require("targets", len(self.targets) > 0, "must name at least one module")
         if isinstance(self.targets, str):
             try:
@@ -168,6 +171,7 @@ class GateConfig(_Section):
         self.require("alpha", 0 < self.alpha < 1, "must be > 0 and < 1")
 
 
+DROPOUT_MODES = ("element", "token")  # lora.dropout_mode: on x (PEFT's), or per token on A x
 SPLIT_KINDS = ("random", "sentence")  # data.split: a random share of GLUE train, or sentences
 MODES = ("lora", "head", "full")  # train.mode: what trains
 DEVICES = ("auto", "cpu", "cuda")

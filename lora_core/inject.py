@@ -30,6 +30,7 @@ def inject_lora(
     alpha: float = 16.0,
     dropout: float = 0.0,
     rslora: bool = False,
+    dropout_mode: str = "element",
 ) -> list[str]:
     """Replace each matching ``nn.Linear`` with a ``LoRALinear``; return the replaced names."""
     targets = targets if isinstance(targets, str) else tuple(targets)
@@ -47,7 +48,9 @@ def inject_lora(
     for name in names:
         parent_name, _, child = name.rpartition(".")
         parent = model.get_submodule(parent_name)
-        lora = LoRALinear(getattr(parent, child), r=r, alpha=alpha, dropout=dropout, rslora=rslora)
+        lora = LoRALinear(
+            getattr(parent, child), r, alpha, dropout, rslora=rslora, dropout_mode=dropout_mode
+        )
         setattr(parent, child, lora)
     return names
 

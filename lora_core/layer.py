@@ -8,12 +8,38 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from lora_core.config import DROPOUT_MODES
+
+
+class TokenDropout(nn.Module):
+    """Inverted dropout with one keep/drop draw per token: a ``(..., 1)`` mask over ``(..., r)``.
+
+    Applied to A's r outputs, it equals a mask over whole rows of the input, since a row mask
+    commutes with A: ``A (m x) = m (A x)``. It draws one number per token instead of one per
+    input element (384 per token in all-MiniLM-L6-v2): a different, cheaper regulariser.
+    """
+
+    def __init__(self, p: float) -> None:
+        super().__init__()
+        self.p = p
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0:
+            return h
+        keep = torch.empty(*h.shape[:-1], 1, device=h.device).bernoulli_(1 - self.p)
+        return h * keep.div_(1 - self.p)  # float32 mask: the 1/(1-p) scale is not rounded
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"
+
 
 class LoRALinear(nn.Module):
     """Wrap a frozen ``nn.Linear``: ``y = W x + b + scaling * B(A(dropout(x)))``.
 
     ``scaling`` is ``alpha / r``, or ``alpha / sqrt(r)`` with ``rslora=True``. A starts
     Kaiming-uniform and B at zero, so at init the output equals the base layer's exactly.
+    ``dropout_mode="element"`` drops elements of x (PEFT's LoRA dropout); ``"token"`` drops
+    whole tokens of A's output instead: ``B(m * A x)``, with m one draw per token.
     """
 
     def __init__(
@@ -23,18 +49,24 @@ class LoRALinear(nn.Module):
         alpha: float,
         dropout: float = 0.0,
         rslora: bool = False,
+        dropout_mode: str = "element",
     ) -> None:
         super().__init__()
         if not isinstance(base, nn.Linear):
             raise TypeError(f"LoRALinear wraps nn.Linear, got {type(base).__name__}")
         if r < 1:
             raise ValueError(f"LoRA rank r must be >= 1, got {r}")
+        if dropout_mode not in DROPOUT_MODES:
+            raise ValueError(f"LoRA dropout_mode must be in {DROPOUT_MODES}, got {dropout_mode!r}")
         self.base = base
         self.base.requires_grad_(False)
         self.r = r
         self.alpha = alpha
         self.scaling = alpha / math.sqrt(r) if rslora else alpha / r
-        self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
+        by_element = dropout > 0 and dropout_mode == "element"
+        self.dropout = nn.Dropout(dropout) if by_element else nn.Identity()  # on x
+        by_token = dropout > 0 and dropout_mode == "token"
+        self.token_dropout = TokenDropout(dropout) if by_token else nn.Identity()  # on A x
         weight = base.weight
         # Same layout as nn.Linear weights: A is (r, in), B is (out, r).
         self.lora_A = nn.Parameter(torch.empty(r, base.in_features, device=weight.device))
@@ -54,7 +86,8 @@ class LoRALinear(nn.Module):
         result = self.base(x)
         if self.merged:
             return result
-        update = F.linear(F.linear(self.dropout(x), self.lora_A), self.lora_B)  # (..., out)
+        hidden = self.token_dropout(F.linear(self.dropout(x), self.lora_A))  # (..., r)
+        update = F.linear(hidden, self.lora_B)  # (..., out)
         return result + update * self.scaling
 
     def delta_weight(self) -> torch.Tensor:

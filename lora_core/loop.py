@@ -17,7 +17,7 @@ from lora_core.config import TrainConfig
 from lora_core.distributed import World
 from lora_core.errors import LoraSst2Error
 from lora_core.inject import lora_state_dict
-from lora_core.runtime import autocast, predict_logits, to_device
+from lora_core.runtime import autocast, predict_logits, store_frozen_linears, to_device
 from lora_core.tokens import TokenizedSplit, bucket_batches, collate, count_bucket_batches
 
 LOG_EVERY = 20  # steps between loss readings: one host sync per window, not per step
@@ -214,14 +214,19 @@ def train_model(
     eval_batch_size: int = 128,
     progress: bool = True,
     world: World | None = None,
+    frozen_in_compute_dtype: bool = True,
 ) -> TrainResult:
     """Train the model's trainable parameters; keep the best epoch by validation accuracy.
 
     Over several processes (``world``) only rank 0 shows progress, validates and keeps the
-    best tensors; the others train their share of each batch.
+    best tensors; the others train their share of each batch. In bf16 or fp16 the frozen
+    linear weights are stored in that dtype (``store_frozen_linears``: the same numbers,
+    faster); ``frozen_in_compute_dtype=False`` keeps them float32, for benchmarks.
     """
     world = world or World()
     model.to(device)
+    if frozen_in_compute_dtype:
+        store_frozen_linears(model, precision)
     torch.manual_seed(cfg.seed)  # dropout
     steps_per_epoch = count_bucket_batches(len(train), cfg.batch_size, cfg.bucket_chunk)
     step = make_step(model, cfg, device, precision, steps_per_epoch, world)

@@ -50,6 +50,7 @@ def build_classifier(
             alpha=lora_cfg.alpha,
             dropout=lora_cfg.dropout,
             rslora=lora_cfg.rslora,
+            dropout_mode=lora_cfg.dropout_mode,
         )
     mark_trainable(model, mode=mode, train_pooler=train_pooler)
     if model_dropout is not None:

@@ -100,12 +100,36 @@ def use_attention(model: nn.Module, name: str, device: torch.device) -> str:
     return implementation
 
 
+COMPUTE_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
 def autocast(precision: str, device: torch.device):
-    """Autocast context for ``precision``; weights, LoRA and optimizer state stay float32."""
+    """Autocast context for ``precision``; trainable tensors and optimizer state stay float32."""
     if precision == "fp32":
         return contextlib.nullcontext()
-    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
-    return torch.autocast(device_type=device.type, dtype=dtype)
+    return torch.autocast(device_type=device.type, dtype=COMPUTE_DTYPES[precision])
+
+
+def store_frozen_linears(model: nn.Module, precision: str) -> int:
+    """Store every frozen ``nn.Linear``'s weight and bias in ``precision``'s compute dtype.
+
+    Autocast casts an fp32 weight to bf16 or fp16 for every matmul, at every step; its cast
+    cache keeps only weights that require grad, so each frozen weight was copied again at
+    every step. Stored in that dtype once, with the same rounding, they are not: training is
+    bitwise the same (tests/test_loop.py). LayerNorm and embeddings stay float32, as autocast
+    runs them in float32 anyway. Returns how many linears were stored; none in fp32.
+    """
+    dtype = COMPUTE_DTYPES.get(precision)
+    frozen = [
+        module
+        for module in model.modules()
+        if isinstance(module, nn.Linear) and not any(p.requires_grad for p in module.parameters())
+    ]
+    if dtype is None:
+        return 0
+    for module in frozen:
+        module.to(dtype)
+    return len(frozen)
 
 
 def to_device(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:

@@ -18,7 +18,14 @@ EXPECTED_JSON = {
     "mode": "lora",
     "train_pooler": False,
     "labels": ["negative", "positive"],
-    "lora": {"r": 4, "alpha": 16.0, "dropout": 0.1, "targets": ["query", "value"], "rslora": False},
+    "lora": {
+        "r": 4,
+        "alpha": 16.0,
+        "dropout": 0.1,
+        "targets": ["query", "value"],
+        "rslora": False,
+        "dropout_mode": "token",
+    },  # fmt: skip
 }
 
 
@@ -27,6 +34,10 @@ def test_adapter_config_from_params_writes_format_1_exactly():
     assert config.to_json() == EXPECTED_JSON
     assert list(config.to_json()) == list(EXPECTED_JSON)  # key order, so bytes stay stable
     assert AdapterConfig.from_json(EXPECTED_JSON, "adapter.json") == config
+    # written before lora.dropout_mode existed: still read (training-only, inference ignores it)
+    older = {**EXPECTED_JSON, "lora": {k: v for k, v in EXPECTED_JSON["lora"].items()}}
+    del older["lora"]["dropout_mode"]
+    assert AdapterConfig.from_json(older, "adapter.json") == config
 
 
 def test_adapter_round_trips_through_its_two_files(tmp_path):
@@ -56,7 +67,7 @@ def _with(**changes):
     ("raw", "message"),
     [
         (_with(lora=None), "missing key 'lora'"),
-        (_with(lora__rank=8), "unknown key lora.rank; allowed: alpha, dropout, r, rslora"),
+        (_with(lora__rank=8), "unknown key lora.rank; allowed: alpha, dropout, dropout_mode, r"),
         (_with(lora__targets="("), "lora.targets = '(' is not allowed: a string is a regex"),
         (_with(lora__r=0), "lora.r = 0 is not allowed: must be an integer from 1 to 1024"),
         (_with(mode="half"), "mode = 'half' is not allowed: use lora, head, full"),

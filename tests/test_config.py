@@ -8,6 +8,7 @@ from lora_core.errors import LoraSst2Error
 
 PARAMS = Path(__file__).parents[1] / "params.yaml"
 DEFAULTS = Params().to_dict()  # the code's defaults, not the committed (maybe tuned) file
+TEXT = yaml.safe_dump(DEFAULTS, sort_keys=False)  # the same, as a params.yaml
 
 
 def _with(section: str, key: str, value) -> dict:
@@ -30,7 +31,8 @@ def test_config_defaults_load_and_are_frozen():
 def test_config_to_dict_is_params_yaml_shaped():
     assert list(DEFAULTS) == ["data", "model", "lora", "train", "evaluate", "gate"]
     assert DEFAULTS["lora"] == {
-        "r": 4, "alpha": 16.0, "dropout": 0.1, "targets": ["query", "value"], "rslora": False
+        "r": 4, "alpha": 16.0, "dropout": 0.1, "targets": ["query", "value"], "rslora": False,
+        "dropout_mode": "token",
     }  # fmt: skip
     assert yaml.safe_load(yaml.safe_dump(DEFAULTS)) == DEFAULTS
 
@@ -48,14 +50,13 @@ def test_config_the_committed_params_yaml_is_valid_whatever_its_values():
 def test_config_reads_exponent_floats_as_dvc_writes_them(tmp_path, text, value):
     # `dvc exp run -S train.lr=0.00005` writes 5e-05; YAML 1.1 would make that a string.
     path = tmp_path / "params.yaml"
-    path.write_text(PARAMS.read_text(encoding="utf-8").replace("lr: 0.002", f"lr: {text}"))
+    path.write_text(TEXT.replace("lr: 0.002", f"lr: {text}"))
     lr = load_params(path).train.lr
     assert lr == value and isinstance(lr, float)
 
 
 def test_config_still_reads_words_integers_and_booleans_as_before(tmp_path):
-    text = PARAMS.read_text(encoding="utf-8")
-    path = tmp_path / "params.yaml"
+    text, path = TEXT, tmp_path / "params.yaml"
     path.write_text(text.replace("batch_size: 32", "batch_size: 1_000"))
     train = load_params(path).train
     assert (train.batch_size, train.epochs, train.train_pooler) == (1000, 3, False)
@@ -67,7 +68,7 @@ def test_config_still_reads_words_integers_and_booleans_as_before(tmp_path):
 
 def test_config_refuses_an_infinite_number(tmp_path):
     path = tmp_path / "params.yaml"
-    path.write_text(PARAMS.read_text(encoding="utf-8").replace("lr: 0.002", "lr: 1e400"))
+    path.write_text(TEXT.replace("lr: 0.002", "lr: 1e400"))
     with pytest.raises(ConfigError, match=r"train.lr = inf is not allowed: must be a number"):
         load_params(path)
 
@@ -133,7 +134,8 @@ def test_config_unknown_key_names_it_and_the_allowed_keys():
     with pytest.raises(ConfigError) as info:
         Params.from_dict(raw)
     assert str(info.value) == (
-        "params.yaml: unknown key lora.rank; allowed: alpha, dropout, r, rslora, targets"
+        "params.yaml: unknown key lora.rank; allowed: alpha, dropout, dropout_mode, r, rslora, "
+        "targets"
     )
 
 

@@ -99,3 +99,29 @@ def test_layer_rejects_rank_zero_and_non_linear():
         LoRALinear(nn.Linear(4, 4), r=0, alpha=1.0)
     with pytest.raises(TypeError, match="got Conv1d"):
         LoRALinear(nn.Conv1d(4, 4, 1), r=1, alpha=1.0)
+
+
+def test_token_dropout_keeps_or_drops_whole_tokens_of_a_x():
+    torch.manual_seed(0)
+    layer = LoRALinear(nn.Linear(8, 6), r=3, alpha=6, dropout=0.5, dropout_mode="token").train()
+    assert isinstance(layer.dropout, nn.Identity) and layer.token_dropout.p == 0.5
+    nn.init.normal_(layer.lora_B)
+    x = torch.randn(4, 10, 8)
+    torch.manual_seed(1)
+    update = layer(x) - layer.base(x)
+    torch.manual_seed(1)
+    keep = torch.empty(4, 10, 1).bernoulli_(0.5)  # one draw per token, in the layer's order
+    expected = ((x @ layer.lora_A.T) * keep * 2) @ layer.lora_B.T * layer.scaling
+    torch.testing.assert_close(update, expected, atol=1e-5, rtol=0)
+    dropped = keep.squeeze(-1) == 0
+    assert 0 < int(dropped.sum()) < 40 and bool((update[dropped] == 0).all())
+    layer.eval()  # no dropout at inference: the plain update
+    plain = x @ layer.lora_A.T @ layer.lora_B.T * layer.scaling
+    torch.testing.assert_close(layer(x) - layer.base(x), plain, atol=1e-5, rtol=0)
+
+
+def test_element_dropout_is_the_default_and_token_mode_checks_its_name():
+    layer = LoRALinear(nn.Linear(8, 6), r=2, alpha=4, dropout=0.1)
+    assert isinstance(layer.dropout, nn.Dropout) and isinstance(layer.token_dropout, nn.Identity)
+    with pytest.raises(ValueError, match="dropout_mode must be in"):
+        LoRALinear(nn.Linear(8, 6), r=2, alpha=4, dropout=0.1, dropout_mode="row")

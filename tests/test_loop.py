@@ -6,6 +6,7 @@ import torch
 from lora_core.config import LoraConfig, ModelConfig, TrainConfig
 from lora_core.errors import LoraSst2Error
 from lora_core.inject import lora_state_dict
+from lora_core.layer import TokenDropout
 from lora_core.loop import TrainResult, train_model
 from lora_core.model import build_classifier
 from lora_core.outputs import best_epoch_line
@@ -61,19 +62,19 @@ def test_train_stops_at_first_non_finite_loss_with_step(setup):
     assert message.endswith("lower train.lr (now 10000); no adapter or metrics were written")
 
 
-def test_model_dropout_sets_the_models_own_dropouts_not_loras(setup):
+@pytest.mark.parametrize("mode", ["element", "token"])
+def test_model_dropout_sets_the_models_own_dropouts_not_loras(setup, mode):
     base, _ = setup
-    model = build_classifier(
-        ModelConfig(name="tiny"), LoraConfig(dropout=0.2), "lora", True, 0, base, model_dropout=0.0
-    )
-    rates = {n: m.p for n, m in model.named_modules() if isinstance(m, torch.nn.Dropout)}
-    lora = {n: p for n, p in rates.items() if n.endswith(("query.dropout", "value.dropout"))}
+    lora_cfg = LoraConfig(dropout=0.2, dropout_mode=mode)
+    model = build_classifier(ModelConfig(name="tiny"), lora_cfg, "lora", True, 0, base, 0.0)
+    kinds = (torch.nn.Dropout, TokenDropout)
+    rates = {n: m.p for n, m in model.named_modules() if isinstance(m, kinds)}
+    name = "dropout" if mode == "element" else "token_dropout"
+    lora = {n: p for n, p in rates.items() if n.endswith((f"query.{name}", f"value.{name}"))}
     own = {n: p for n, p in rates.items() if n not in lora}
     assert set(lora.values()) == {0.2} and len(lora) == 2 * 2  # 2 layers x query, value
     assert set(own.values()) == {0.0} and len(own) == 1 + 2 * 3 + 1  # embeddings, layers, head
-    unchanged = build_classifier(
-        ModelConfig(name="tiny"), LoraConfig(dropout=0.2), "lora", True, 0, base
-    )
+    unchanged = build_classifier(ModelConfig(name="tiny"), lora_cfg, "lora", True, 0, base)
     assert {m.p for n, m in unchanged.named_modules() if n in own} == {0.1}  # the config's
 
 
@@ -107,3 +108,32 @@ def test_best_epoch_line_says_training_measured_it_and_evaluate_rescores_it():
         "best epoch 2: val accuracy 0.8433 (bf16, during training; evaluate's "
         "metrics/eval.json scores the merged model in evaluate.precision)"
     )
+
+
+def test_frozen_linears_stored_in_bf16_train_bitwise_as_autocast_casting_them(setup):
+    # bf16 autocast runs on any CPU; 2 epochs of 12 steps, LoRA dropout on (same draws).
+    base, split = setup
+    cfg = TrainConfig(epochs=2, batch_size=8, lr=0.01, bucket_chunk=2, seed=3)
+    runs = {}
+    for stored in (False, True):
+        model = build_classifier(ModelConfig(name="tiny"), LoraConfig(), "lora", False, 0, base)
+        result = train_model(
+            model, split, split, cfg, torch.device("cpu"), "bf16", progress=False,
+            frozen_in_compute_dtype=stored,
+        )  # fmt: skip
+        runs[stored] = model, result
+    (model_32, old), (model_16, new) = runs[False], runs[True]
+    assert [p["step"] for p in new.curve] == [12, 24]  # 24 steps: windows end with the epochs
+    assert new.curve == old.curve and new.val_accuracy == old.val_accuracy
+    assert new.best_state.keys() == old.best_state.keys()
+    for name, tensor in old.best_state.items():
+        assert torch.equal(new.best_state[name], tensor), name
+    dtypes = {name: p.dtype for name, p in model_16.named_parameters()}
+    bf16 = {name for name, dtype in dtypes.items() if dtype == torch.bfloat16}
+    # per layer: query and value (LoRA's base), key, attention output, intermediate, output;
+    # and the frozen pooler: 13 linears, weight and bias each
+    assert len(bf16) == 2 * (2 * 6 + 1) and all(".base." in n for n in bf16 if "query" in n)
+    assert all(dtypes[n] == torch.float32 for n in dtypes if "lora_" in n or "LayerNorm" in n)
+    assert dtypes["bert.embeddings.word_embeddings.weight"] == torch.float32
+    assert dtypes["classifier.weight"] == torch.float32
+    assert {p.dtype for p in model_32.parameters()} == {torch.float32}

@@ -48,7 +48,8 @@ def test_classifier_for_training_equals_build_classifier_from_params(base_dir):
 
 
 def test_set_model_dropout_counts_the_models_own_dropouts(base_dir):
-    model = build_classifier(ModelConfig(name=NAME), LoraConfig(dropout=0.1), base_dir=base_dir)
+    lora = LoraConfig(dropout=0.1, dropout_mode="element")
+    model = build_classifier(ModelConfig(name=NAME), lora, base_dir=base_dir)
     # embeddings 1 + per layer (attention, attention output, output) 3 x 2 + classifier 1
     assert set_model_dropout(model, 0.0) == 8
     lora_dropouts = {m.dropout.p for m in model.modules() if isinstance(m, LoRALinear)}
