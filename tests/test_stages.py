@@ -55,6 +55,7 @@ def test_stages_main_in_order(tiny_project, monkeypatch, capsys):
         "dropout": 0.1,
         "targets": ["query", "value"],
         "rslora": False,
+        "dropout_mode": "token",
     }
     curve = (tiny_project / "metrics/val_curve.csv").read_text().splitlines()
     # 180 examples in batches of 16, chunks of 4 batches: 2 full chunks (8) + 52 left (4).
