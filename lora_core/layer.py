@@ -11,26 +11,15 @@ from torch import nn
 from lora_core.config import DROPOUT_MODES
 
 
-class TokenDropout(nn.Module):
-    """Inverted dropout with one keep/drop draw per token: a ``(..., 1)`` mask over ``(..., r)``.
+def token_mask(hidden: torch.Tensor, p: float) -> torch.Tensor:
+    """One keep (1) or drop (0) per token, shaped ``(..., 1)`` to scale ``(..., r)`` rows.
 
-    Applied to A's r outputs, it equals a mask over whole rows of the input, since a row mask
-    commutes with A: ``A (m x) = m (A x)``. It draws one number per token instead of one per
-    input element (384 per token in all-MiniLM-L6-v2): a different, cheaper regulariser.
+    In ``hidden``'s dtype, where 0 and 1 are exact: the 1/(1-p) of inverted dropout is
+    folded into LoRA's scaling instead, a float, so bf16 neither rounds it nor promotes the
+    product to float32.
     """
-
-    def __init__(self, p: float) -> None:
-        super().__init__()
-        self.p = p
-
-    def forward(self, h: torch.Tensor) -> torch.Tensor:
-        if not self.training or self.p == 0:
-            return h
-        keep = torch.empty(*h.shape[:-1], 1, device=h.device).bernoulli_(1 - self.p)
-        return h * keep.div_(1 - self.p)  # float32 mask: the 1/(1-p) scale is not rounded
-
-    def extra_repr(self) -> str:
-        return f"p={self.p}"
+    keep = torch.empty(*hidden.shape[:-1], 1, device=hidden.device, dtype=hidden.dtype)
+    return keep.bernoulli_(1 - p)
 
 
 class LoRALinear(nn.Module):
@@ -65,8 +54,9 @@ class LoRALinear(nn.Module):
         self.scaling = alpha / math.sqrt(r) if rslora else alpha / r
         by_element = dropout > 0 and dropout_mode == "element"
         self.dropout = nn.Dropout(dropout) if by_element else nn.Identity()  # on x
-        by_token = dropout > 0 and dropout_mode == "token"
-        self.token_dropout = TokenDropout(dropout) if by_token else nn.Identity()  # on A x
+        # On A x, one draw per token: a row mask commutes with A, so B(m A x) = B A (m x),
+        # at one draw per token instead of one per input element (384 in all-MiniLM-L6-v2).
+        self.token_dropout = dropout if dropout_mode == "token" else 0.0
         weight = base.weight
         # Same layout as nn.Linear weights: A is (r, in), B is (out, r).
         self.lora_A = nn.Parameter(torch.empty(r, base.in_features, device=weight.device))
@@ -86,9 +76,13 @@ class LoRALinear(nn.Module):
         result = self.base(x)
         if self.merged:
             return result
-        hidden = self.token_dropout(F.linear(self.dropout(x), self.lora_A))  # (..., r)
-        update = F.linear(hidden, self.lora_B)  # (..., out)
-        return result + update * self.scaling
+        hidden = F.linear(self.dropout(x), self.lora_A)  # (..., r)
+        scaling = self.scaling
+        if self.training and self.token_dropout > 0:
+            hidden = hidden * token_mask(hidden, self.token_dropout)
+            scaling = scaling / (1 - self.token_dropout)  # inverted dropout's scale
+        # scaling on B (out x r), not on the (..., out) product: one small multiply
+        return result + F.linear(hidden, self.lora_B * scaling)
 
     def delta_weight(self) -> torch.Tensor:
         """The update ``scaling * B @ A`` in float32, shaped like the base weight."""
@@ -116,4 +110,7 @@ class LoRALinear(nn.Module):
         self.merged = False
 
     def extra_repr(self) -> str:
-        return f"r={self.r}, alpha={self.alpha}, scaling={self.scaling:g}, merged={self.merged}"
+        token = f", token_dropout={self.token_dropout:g}" if self.token_dropout else ""
+        return (
+            f"r={self.r}, alpha={self.alpha}, scaling={self.scaling:g}, merged={self.merged}{token}"
+        )

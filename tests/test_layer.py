@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from lora_core.layer import LoRALinear
+from lora_core.layer import LoRALinear, token_mask
 
 
 def _layer(r: int = 4, alpha: float = 16.0, **kwargs) -> LoRALinear:
@@ -104,14 +104,14 @@ def test_layer_rejects_rank_zero_and_non_linear():
 def test_token_dropout_keeps_or_drops_whole_tokens_of_a_x():
     torch.manual_seed(0)
     layer = LoRALinear(nn.Linear(8, 6), r=3, alpha=6, dropout=0.5, dropout_mode="token").train()
-    assert isinstance(layer.dropout, nn.Identity) and layer.token_dropout.p == 0.5
+    assert isinstance(layer.dropout, nn.Identity) and layer.token_dropout == 0.5
     nn.init.normal_(layer.lora_B)
     x = torch.randn(4, 10, 8)
     torch.manual_seed(1)
     update = layer(x) - layer.base(x)
     torch.manual_seed(1)
     keep = torch.empty(4, 10, 1).bernoulli_(0.5)  # one draw per token, in the layer's order
-    expected = ((x @ layer.lora_A.T) * keep * 2) @ layer.lora_B.T * layer.scaling
+    expected = ((x @ layer.lora_A.T) * keep) @ layer.lora_B.T * (layer.scaling * 2)
     torch.testing.assert_close(update, expected, atol=1e-5, rtol=0)
     dropped = keep.squeeze(-1) == 0
     assert 0 < int(dropped.sum()) < 40 and bool((update[dropped] == 0).all())
@@ -120,8 +120,17 @@ def test_token_dropout_keeps_or_drops_whole_tokens_of_a_x():
     torch.testing.assert_close(layer(x) - layer.base(x), plain, atol=1e-5, rtol=0)
 
 
-def test_element_dropout_is_the_default_and_token_mode_checks_its_name():
+def test_token_dropout_mask_is_in_the_compute_dtype_with_the_scale_on_lora():
+    layer = LoRALinear(nn.Linear(8, 6), r=2, alpha=4, dropout=0.1, dropout_mode="token").train()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        hidden = torch.nn.functional.linear(torch.randn(3, 5, 8), layer.lora_A)
+        mask = token_mask(hidden, 0.1)
+    assert mask.dtype == torch.bfloat16 and mask.shape == (3, 5, 1)
+    assert set(mask.unique().tolist()) <= {0.0, 1.0}
+
+
+def test_element_dropout_is_the_layers_default_and_the_mode_is_checked():
     layer = LoRALinear(nn.Linear(8, 6), r=2, alpha=4, dropout=0.1)
-    assert isinstance(layer.dropout, nn.Dropout) and isinstance(layer.token_dropout, nn.Identity)
+    assert isinstance(layer.dropout, nn.Dropout) and layer.token_dropout == 0.0
     with pytest.raises(ValueError, match="dropout_mode must be in"):
         LoRALinear(nn.Linear(8, 6), r=2, alpha=4, dropout=0.1, dropout_mode="row")

@@ -6,7 +6,7 @@ import torch
 from lora_core.config import LoraConfig, ModelConfig, TrainConfig
 from lora_core.errors import LoraSst2Error
 from lora_core.inject import lora_state_dict
-from lora_core.layer import TokenDropout
+from lora_core.layer import LoRALinear
 from lora_core.loop import TrainResult, train_model
 from lora_core.model import build_classifier
 from lora_core.outputs import best_epoch_line
@@ -67,10 +67,11 @@ def test_model_dropout_sets_the_models_own_dropouts_not_loras(setup, mode):
     base, _ = setup
     lora_cfg = LoraConfig(dropout=0.2, dropout_mode=mode)
     model = build_classifier(ModelConfig(name="tiny"), lora_cfg, "lora", True, 0, base, 0.0)
-    kinds = (torch.nn.Dropout, TokenDropout)
-    rates = {n: m.p for n, m in model.named_modules() if isinstance(m, kinds)}
-    name = "dropout" if mode == "element" else "token_dropout"
-    lora = {n: p for n, p in rates.items() if n.endswith((f"query.{name}", f"value.{name}"))}
+    rates = {n: m.p for n, m in model.named_modules() if isinstance(m, torch.nn.Dropout)}
+    for name, module in model.named_modules():
+        if isinstance(module, LoRALinear) and module.token_dropout:
+            rates[f"{name}.token_dropout"] = module.token_dropout
+    lora = {n: p for n, p in rates.items() if ".query." in n or ".value." in n}
     own = {n: p for n, p in rates.items() if n not in lora}
     assert set(lora.values()) == {0.2} and len(lora) == 2 * 2  # 2 layers x query, value
     assert set(own.values()) == {0.0} and len(own) == 1 + 2 * 3 + 1  # embeddings, layers, head
