@@ -1,29 +1,42 @@
 """Training throughput, one process: our loop vs PEFT with the Hugging Face default recipe.
 
-(a) ours: ``build_classifier`` + ``train_model``: length-bucketed batches, precision auto;
+(a) ours: ``build_classifier`` + ``train_model`` with the library's defaults: length-bucketed
+    batches, precision auto, ``LoraConfig()``'s default LoRA dropout mode, and the frozen
+    linear weights stored in the compute precision (``train_model``'s default
+    ``frozen_in_compute_dtype=True``, ``lora_core.runtime.store_frozen_linears``);
+(o) ours as before: the same, but element dropout (PEFT's, on x) and the frozen weights kept
+    float32 (``dropout_mode="element"``, ``frozen_in_compute_dtype=False``), so that autocast
+    casts them again at every step: (a) vs (o) is what the two changes are worth;
 (b) PEFT LoRA, shuffled ``DataLoader`` + ``DataCollatorWithPadding``, float32, plain loop
     (what ``Trainer`` does by default: random batches, each padded to its longest);
 (c) PEFT LoRA with our batches and our precision: the difference to (a) is the LoRA layer.
 
-Same model, examples, seed and hyperparameters for all three (LoRA r=4, alpha=16 on
-query/value, dropout 0.1, pooler and classifier trained, batch 32, lr 2e-3, AdamW with
-weight decay 0.01 on matrices, 6% linear warmup then linear decay, clip 1.0, one epoch).
-First every batch shape of every run goes once through a throwaway model, untimed; then
-each run builds a fresh model and is warmed up with two untimed steps on a copy of it; the
-runs go a, b, c then c, b, a (``--repeats`` rounds) and each speed is the median. The last
-line is ``a/b=X.XX a/c=Y.YY``, the ratios of examples per second. The line before it is
-(a)'s achieved FLOP/s (``common.lora_training_flops``: 4 x the encoder's linear weights x
-the real tokens, over the timed seconds) beside a square matmul's FLOP/s in (a)'s precision,
-measured in the same run: the share of the machine's peak that our training uses.
+Same model, examples, seed and hyperparameters for all (LoRA r=4, alpha=16 on query/value,
+dropout 0.1, pooler and classifier trained, batch 32, lr 2e-3, AdamW with weight decay 0.01
+on matrices, 6% linear warmup then linear decay, clip 1.0, one epoch). First every batch
+shape of every run goes once through a throwaway model, untimed; then each run builds a
+fresh model and is warmed up with two untimed steps on a copy of it; the runs go in
+``--runs`` order, then reversed, alternating over ``--repeats`` rounds (abco, ocba, abco,
+...), and each speed is the median. Validation accuracy is float32 for all: (a) and (o) load
+their trained tensors into a fresh float32 classifier (as evaluate loads the adapter), since
+(a)'s trained model holds bf16 frozen weights that a float32 pass cannot multiply.
 
-    python bench/train_throughput.py            # n=4000, val 1000, 3 rounds: a quiet machine
-    python bench/train_throughput.py --quick    # smoke test
+Then, for (a) and (o), the achieved FLOP/s (``common.lora_training_flops``: 4 x the encoder's
+linear weights x the real tokens, over the timed seconds) beside a square matmul's FLOP/s in
+(a)'s precision, measured in the same run: the share of the machine's peak that our training
+uses. The last line holds the ratios of examples per second of the runs that ran:
+``a/b=X.XX a/c=Y.YY a/o=Z.ZZ``.
+
+    python bench/train_throughput.py                       # n=4000, val 1000, 3 rounds, abco
+    python bench/train_throughput.py --runs ao --repeats 3 # ours new vs old, no PEFT (faster)
+    python bench/train_throughput.py --quick               # smoke test
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
+import dataclasses
 import sys
 import warnings
 from dataclasses import dataclass
@@ -46,7 +59,7 @@ from common import (
     sst2_splits,
 )
 from lora_core.config import LoraConfig, ModelConfig, TrainConfig
-from lora_core.inject import count_parameters
+from lora_core.inject import count_parameters, load_lora_state_dict
 from lora_core.loop import accuracy, train_model
 from lora_core.model import build_classifier
 from lora_core.pretrained import load_base_model, load_tokenizer
@@ -54,12 +67,19 @@ from lora_core.runtime import autocast, predict_logits, resolve_precision, use_a
 from lora_core.tokens import TokenizedSplit, bucket_batches, collate
 
 WARMUP_STEPS = 2
+RUNS = "abco"
 LABELS = {
-    "a": "(a) ours: bucketed, {precision}",
+    "a": "(a) ours: {mode} dropout, frozen weights in {precision}",
     "b": "(b) PEFT: shuffled DataLoader + collator, fp32",
     "c": "(c) PEFT: bucketed, {precision}",
+    "o": "(o) ours as before: element dropout, fp32 frozen weights",
 }
+# dropout_mode left out: (a) gets LoraConfig's default, whatever it is
 LORA = LoraConfig(r=4, alpha=16, dropout=0.1, targets=("query", "value"))
+OURS = {  # key: (LoRA config, train_model's frozen_in_compute_dtype or None for its default)
+    "a": (LORA, None),
+    "o": (dataclasses.replace(LORA, dropout_mode="element"), False),
+}
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -69,8 +89,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--n-val", type=int, default=1000, help="validation examples (first N)")
     parser.add_argument("--repeats", type=int, default=3, help="rounds; speeds are medians")
     parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument(
+        "--runs", default=RUNS, help=f"which runs, in this order then reversed (default {RUNS})"
+    )
     parser.add_argument("--quick", action="store_true", help="smoke test: n 256, val 128, 1 round")
     args = parser.parse_args(argv)
+    if not args.runs or set(args.runs) - set(RUNS) or len(set(args.runs)) != len(args.runs):
+        parser.error(f"--runs {args.runs!r}: use each of the letters {RUNS} at most once")
     if args.quick:
         args.n, args.n_val, args.repeats = 256, 128, 1
     return args
@@ -83,14 +108,27 @@ def train_config(seed: int) -> TrainConfig:
     )
 
 
-def run_ours(model, train, val, cfg, device, precision) -> tuple[float, int]:
-    """(a): lora_core.loop.train_model; its own clock stops before its validation pass."""
+def run_ours(model, train, val, cfg, device, precision, frozen_in_compute_dtype):
+    """(a) and (o): lora_core.loop.train_model; its clock stops before its validation pass.
+
+    ``frozen_in_compute_dtype`` None leaves train_model's default. Returns the TrainResult.
+    """
+    kwargs = {}
+    if frozen_in_compute_dtype is not None:
+        kwargs["frozen_in_compute_dtype"] = frozen_in_compute_dtype
     warm = head(train, WARMUP_STEPS * cfg.batch_size)
-    train_model(copy.deepcopy(model), warm, head(val, 8), cfg, device, precision, 128, False)
+    warm_model = copy.deepcopy(model)
+    train_model(warm_model, warm, head(val, 8), cfg, device, precision, 128, False, **kwargs)
     # train_model scores val after the epoch, untimed; a few examples keep that short, the
-    # accuracy reported below is computed the same way for all three.
-    result = train_model(model, train, head(val, 32), cfg, device, precision, 128, False)
-    return result.train_seconds, result.examples
+    # accuracy reported is scored in float32 afterwards, the same way for every run.
+    return train_model(model, train, head(val, 32), cfg, device, precision, 128, False, **kwargs)
+
+
+def ours_classifier(s: Setup, lora: LoraConfig) -> nn.Module:
+    """Our classifier, with the attention the train stage picks."""
+    model = build_classifier(s.model_cfg, lora, "lora", True, s.cfg.seed, s.base_dir)
+    use_attention(model, "auto", s.device)  # as the train stage does
+    return model
 
 
 def peft_classifier(model_cfg, base_dir, seed: int) -> nn.Module:
@@ -215,16 +253,19 @@ class Run:
     flops: float  # lora_training_flops of the epoch's real tokens
 
 
-def warm_shapes(s: Setup) -> int:
-    """One untimed forward/backward per batch shape any run will see, in its precision.
+def warm_shapes(s: Setup, runs: str) -> int:
+    """One untimed forward/backward per batch shape any of ``runs`` will see, in its precision.
 
     A first matmul at a new shape costs extra on the CPU (bf16 kernels are generated per
     shape); without this the first run would pay for the shapes the later ones reuse.
     """
     model = build_classifier(s.model_cfg, LORA, "lora", True, s.cfg.seed, s.base_dir).train()
-    hf = hf_loader(s.train, s.tokenizer, s.cfg.batch_size, s.cfg.seed)
-    shapes = {(tuple(b["input_ids"].shape), s.precision) for b in Bucketed(s.train, s.cfg)}
-    shapes |= {(tuple(b["input_ids"].shape), "fp32") for b in hf}
+    shapes = set()
+    if set(runs) - {"b"}:  # (a), (o), (c): bucketed batches in our precision
+        shapes |= {(tuple(b["input_ids"].shape), s.precision) for b in Bucketed(s.train, s.cfg)}
+    if "b" in runs:
+        hf = hf_loader(s.train, s.tokenizer, s.cfg.batch_size, s.cfg.seed)
+        shapes |= {(tuple(b["input_ids"].shape), "fp32") for b in hf}
     for (batch, width), precision in sorted(shapes):
         ids = torch.full((batch, width), 1000)
         with autocast(precision, s.device):
@@ -236,11 +277,16 @@ def warm_shapes(s: Setup) -> int:
 def one_run(key: str, s: Setup) -> Run:
     """Build a fresh model, train one timed epoch the way ``key`` says, score val in fp32."""
     cfg, train = s.cfg, s.train
-    if key == "a":
-        model = build_classifier(s.model_cfg, LORA, "lora", True, cfg.seed, s.base_dir)
-        use_attention(model, "auto", s.device)  # as the train stage does
-        seconds, examples = run_ours(model, train, s.val, cfg, s.device, s.precision)
+    if key in OURS:
+        lora, frozen_in_compute_dtype = OURS[key]
+        model = ours_classifier(s, lora)
+        result = run_ours(model, train, s.val, cfg, s.device, s.precision, frozen_in_compute_dtype)
+        seconds, examples = result.train_seconds, result.examples
         slots = padded_size(train.lengths, Bucketed(train, cfg).batches)
+        # The trained model may hold bf16 frozen weights: score its trained tensors (one
+        # epoch: best_state is the end state) on a fresh float32 classifier instead.
+        scored = ours_classifier(s, lora)
+        load_lora_state_dict(scored, result.best_state)
     else:
         model = peft_classifier(s.model_cfg, s.base_dir, cfg.seed)
         if key == "b":
@@ -248,7 +294,8 @@ def one_run(key: str, s: Setup) -> Run:
         else:
             batches, precision = Bucketed(train, cfg), s.precision
         seconds, examples, slots = run_peft(model, batches, cfg, s.device, precision)
-    logits = predict_logits(model, s.val, 128, s.device, "fp32")  # same for all three
+        scored = model
+    logits = predict_logits(scored, s.val, 128, s.device, "fp32")  # same for every run
     padding = 1 - int(train.lengths.sum()) / slots
     trainable = count_parameters(model)[0]
     flops = lora_training_flops(int(train.lengths.sum()), encoder_weights(model))
@@ -272,41 +319,53 @@ def main(argv: list[str] | None = None) -> int:
         tokenizer=tokenizer,
         precision=precision,
     )
+    labels = {
+        key: LABELS[key].format(mode=LORA.dropout_mode, precision=precision) for key in args.runs
+    }
+    order = f"{args.runs} then {args.runs[::-1]}" if args.repeats > 1 else args.runs
     print(f"machine: {describe_machine()}")
     print(
         f"model {model_cfg.name}; {len(s.train)} train / {len(s.val)} val examples; batch "
         f"{s.cfg.batch_size}, LoRA r={LORA.r} alpha={LORA.alpha:g} on query/value, dropout "
         f"{LORA.dropout}, lr {s.cfg.lr:g}, 1 epoch; our precision 'auto' = {precision}; "
-        f"{args.repeats} round(s), order abc then cba"
+        f"{args.repeats} round(s), order {order}"
     )
     with Timer() as timer:
-        shapes = warm_shapes(s)
+        shapes = warm_shapes(s, args.runs)
     print(f"warm-up: {shapes} batch shapes, once each, untimed ({timer.seconds:.0f} s)")
-    runs: dict[str, list[Run]] = {key: [] for key in LABELS}
+    runs: dict[str, list[Run]] = {key: [] for key in args.runs}
     for round_ in range(args.repeats):
-        for key in "abc" if round_ % 2 == 0 else "cba":
+        for key in args.runs if round_ % 2 == 0 else args.runs[::-1]:
             runs[key].append(one_run(key, s))
+    width = max(len(label) for label in labels.values())
     speed = {}
-    for key, label in LABELS.items():
-        label = label.format(precision=precision)
+    for key, label in labels.items():
         speeds = [r.examples / r.seconds for r in runs[key]]
         speed[key], last = median(speeds), runs[key][-1]
         each = " ".join(f"{v:.1f}" for v in speeds)
         accs = " ".join(f"{r.accuracy:.4f}" for r in runs[key])
         print(
-            f"{label:<48} {speed[key]:8.1f} ex/s (median of: {each}; {last.examples} ex, "
+            f"{label:<{width}} {speed[key]:8.1f} ex/s (median of: {each}; {last.examples} ex, "
             f"padding {last.padding:.1%})  val accuracy {accs}"
         )
-    counts = ", ".join(f"({k}) {runs[k][0].trainable:,}" for k in LABELS)
+    counts = ", ".join(f"({k}) {runs[k][0].trainable:,}" for k in args.runs)
     print(f"trainable parameters: {counts}")
-    achieved = median([r.flops / r.seconds for r in runs["a"]])
-    dtype = torch.bfloat16 if precision == "bf16" else torch.float32
-    peak = matmul_flops_per_second(dtype)
-    print(
-        f"(a) achieved {achieved / 1e9:.1f} GFLOP/s (4 x encoder weights x real tokens / s); a "
-        f"{precision} 2048x2048 matmul here: {peak / 1e9:.1f} GFLOP/s; share {achieved / peak:.2f}"
-    )
-    print(f"a/b={speed['a'] / speed['b']:.2f} a/c={speed['a'] / speed['c']:.2f}")
+    ours = [key for key in args.runs if key in OURS]
+    if ours:
+        dtype = torch.bfloat16 if precision == "bf16" else torch.float32
+        peak = matmul_flops_per_second(dtype)
+        for key in sorted(ours):
+            achieved = median([r.flops / r.seconds for r in runs[key]])
+            print(
+                f"({key}) achieved {achieved / 1e9:.1f} GFLOP/s (4 x encoder weights x real "
+                f"tokens / s); a {precision} 2048x2048 matmul here: {peak / 1e9:.1f} GFLOP/s; "
+                f"share {achieved / peak:.2f}"
+            )
+    ratios = [
+        f"a/{k}={speed['a'] / speed[k]:.2f}" for k in sorted(speed) if "a" in speed and k != "a"
+    ]
+    if ratios:
+        print(" ".join(ratios))
     return 0
 
 
