@@ -181,8 +181,9 @@ def _adapter_config(raw: Any) -> AdapterConfig:
         if not ok:
             raise ConfigError(f"{key} = {raw.get(key)!r} is not allowed: {allowed}")
     lora = LoraConfig(
-        raw["r"], raw["lora_alpha"], raw["lora_dropout"], raw["target_modules"], raw["use_rslora"]
-    )
+        raw["r"], raw["lora_alpha"], raw["lora_dropout"], raw["target_modules"], raw["use_rslora"],
+        dropout_mode="element",  # PEFT's lora_dropout drops elements of the input
+    )  # fmt: skip
     pooler = bool(set(raw["modules_to_save"] or []) & set(POOLERS))
     name, max_length = raw["base_model_name_or_path"], ModelConfig().max_length
     return AdapterConfig(name, max_length, "lora", pooler, lora)

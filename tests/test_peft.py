@@ -191,7 +191,9 @@ def test_a_folder_peft_itself_saved_loads_with_peft_logits(project, tmp_path):
                 param.add_(0.1 * torch.randn_like(param))
     native.eval().save_pretrained(tmp_path / "native")
     model, adapter = load_trained(tmp_path / "native")
-    assert adapter == AdapterConfig(MIRROR, 128, "lora", False, LoraConfig(2, 3.0, 0.0, ("value",)))
+    assert adapter == AdapterConfig(
+        MIRROR, 128, "lora", False, LoraConfig(2, 3.0, 0.0, ("value",), dropout_mode="element")
+    )
     with torch.no_grad():
         torch.testing.assert_close(
             model.eval()(**_batch()).logits, native(**_batch()).logits, atol=1e-5, rtol=0

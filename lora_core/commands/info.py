@@ -23,7 +23,7 @@ def adapter_info(
     info = {
         "base_model": config.base_model,
         "mode": config.mode,
-        **{k: lora[k] for k in ("r", "alpha", "targets", "dropout", "rslora")},
+        **{k: lora[k] for k in ("r", "alpha", "targets", "dropout", "dropout_mode", "rslora")},
         "trainable_params": trainable,
         "total_params": total,
         "adapter_bytes": weights_file(adapter_dir).stat().st_size,
