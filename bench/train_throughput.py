@@ -7,6 +7,8 @@
 (o) ours as before: the same, but element dropout (PEFT's, on x) and the frozen weights kept
     float32 (``dropout_mode="element"``, ``frozen_in_compute_dtype=False``), so that autocast
     casts them again at every step: (a) vs (o) is what the two changes are worth;
+(t) main's step at db1b10e: (o), with LoRALinear's forward as it was there (the scaling
+    multiplied the (..., out) product; now it multiplies B): a/t is the step against main's;
 (b) PEFT LoRA, shuffled ``DataLoader`` + ``DataCollatorWithPadding``, float32, plain loop
     (what ``Trainer`` does by default: random batches, each padded to its longest);
 (c) PEFT LoRA with our batches and our precision: the difference to (a) is the LoRA layer.
@@ -25,9 +27,9 @@ Then, for (a) and (o), the achieved FLOP/s (``common.lora_training_flops``: 4 x 
 linear weights x the real tokens, over the timed seconds) beside a square matmul's FLOP/s in
 (a)'s precision, measured in the same run: the share of the machine's peak that our training
 uses. The last line holds the ratios of examples per second of the runs that ran:
-``a/b=X.XX a/c=Y.YY a/o=Z.ZZ``.
+``a/b=X.XX a/c=Y.YY a/o=Z.ZZ a/t=W.WW``.
 
-    python bench/train_throughput.py                       # n=4000, val 1000, 3 rounds, abco
+    python bench/train_throughput.py                       # n=4000, val 1000, 3 rounds, abcot
     python bench/train_throughput.py --runs ao --repeats 3 # ours new vs old, no PEFT (faster)
     python bench/train_throughput.py --quick               # smoke test
 """
@@ -35,6 +37,7 @@ uses. The last line holds the ratios of examples per second of the runs that ran
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import dataclasses
 import sys
@@ -44,6 +47,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from common import (
@@ -60,6 +64,7 @@ from common import (
 )
 from lora_core.config import LoraConfig, ModelConfig, TrainConfig
 from lora_core.inject import count_parameters, load_lora_state_dict
+from lora_core.layer import LoRALinear
 from lora_core.loop import accuracy, train_model
 from lora_core.model import build_classifier
 from lora_core.pretrained import load_base_model, load_tokenizer
@@ -67,19 +72,42 @@ from lora_core.runtime import autocast, predict_logits, resolve_precision, use_a
 from lora_core.tokens import TokenizedSplit, bucket_batches, collate
 
 WARMUP_STEPS = 2
-RUNS = "abco"
+RUNS = "abcot"
 LABELS = {
     "a": "(a) ours: {mode} dropout, frozen weights in {precision}",
     "b": "(b) PEFT: shuffled DataLoader + collator, fp32",
     "c": "(c) PEFT: bucketed, {precision}",
     "o": "(o) ours as before: element dropout, fp32 frozen weights",
+    "t": "(t) main at db1b10e: (o), scaling on the output",
 }
 # dropout_mode left out: (a) gets LoraConfig's default, whatever it is
 LORA = LoraConfig(r=4, alpha=16, dropout=0.1, targets=("query", "value"))
 OURS = {  # key: (LoRA config, train_model's frozen_in_compute_dtype or None for its default)
     "a": (LORA, None),
     "o": (dataclasses.replace(LORA, dropout_mode="element"), False),
+    "t": (dataclasses.replace(LORA, dropout_mode="element"), False),
 }
+
+
+def main_forward(self: LoRALinear, x: torch.Tensor) -> torch.Tensor:
+    """LoRALinear.forward as main had it at db1b10e: ``B(A(dropout(x))) * scaling``, the
+    scaling on the (..., out) product; (t) trains with it, so a/t is the step against main's."""
+    result = self.base(x)
+    if self.merged:
+        return result
+    update = F.linear(F.linear(self.dropout(x), self.lora_A), self.lora_B)
+    return result + update * self.scaling
+
+
+@contextlib.contextmanager
+def forward_of(key: str):
+    """LoRALinear.forward as run ``key`` needs it, restored afterwards."""
+    current = LoRALinear.forward
+    LoRALinear.forward = main_forward if key == "t" else current
+    try:
+        yield
+    finally:
+        LoRALinear.forward = current
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -276,6 +304,11 @@ def warm_shapes(s: Setup, runs: str) -> int:
 
 def one_run(key: str, s: Setup) -> Run:
     """Build a fresh model, train one timed epoch the way ``key`` says, score val in fp32."""
+    with forward_of(key):
+        return _one_run(key, s)
+
+
+def _one_run(key: str, s: Setup) -> Run:
     cfg, train = s.cfg, s.train
     if key in OURS:
         lora, frozen_in_compute_dtype = OURS[key]
