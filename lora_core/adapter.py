@@ -51,9 +51,10 @@ class AdapterConfig:
             check_keys(raw, names, names, "key", "keys")
             labels = raw["labels"]
             labels = tuple(labels) if isinstance(labels, list) else labels
-            config = cls(
-                **{**raw, "lora": build(LoraConfig, "lora", raw["lora"]), "labels": labels}
-            )
+            lora = raw["lora"]
+            if isinstance(lora, dict) and "dropout_mode" not in lora:
+                lora = {**lora, "dropout_mode": "element"}  # written before the key: PEFT's
+            config = cls(**{**raw, "lora": build(LoraConfig, "lora", lora), "labels": labels})
             config.check()
         return config
 

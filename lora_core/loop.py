@@ -221,7 +221,9 @@ def train_model(
     Over several processes (``world``) only rank 0 shows progress, validates and keeps the
     best tensors; the others train their share of each batch. In bf16 or fp16 the frozen
     linear weights are stored in that dtype (``store_frozen_linears``: the same numbers,
-    faster); ``frozen_in_compute_dtype=False`` keeps them float32, for benchmarks.
+    faster), and ``model`` keeps them so: run it under ``autocast`` afterwards, or load the
+    trained tensors into a fresh model as evaluate does. ``frozen_in_compute_dtype=False``
+    keeps them float32, for benchmarks.
     """
     world = world or World()
     model.to(device)

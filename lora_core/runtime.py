@@ -120,13 +120,13 @@ def store_frozen_linears(model: nn.Module, precision: str) -> int:
     runs them in float32 anyway. Returns how many linears were stored; none in fp32.
     """
     dtype = COMPUTE_DTYPES.get(precision)
+    if dtype is None:
+        return 0
     frozen = [
         module
         for module in model.modules()
         if isinstance(module, nn.Linear) and not any(p.requires_grad for p in module.parameters())
     ]
-    if dtype is None:
-        return 0
     for module in frozen:
         module.to(dtype)
     return len(frozen)

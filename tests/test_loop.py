@@ -111,13 +111,15 @@ def test_best_epoch_line_says_training_measured_it_and_evaluate_rescores_it():
     )
 
 
-def test_frozen_linears_stored_in_bf16_train_bitwise_as_autocast_casting_them(setup):
+@pytest.mark.parametrize("mode", ["token", "element"])
+def test_frozen_linears_stored_in_bf16_train_bitwise_as_autocast_casting_them(setup, mode):
     # bf16 autocast runs on any CPU; 2 epochs of 12 steps, LoRA dropout on (same draws).
     base, split = setup
     cfg = TrainConfig(epochs=2, batch_size=8, lr=0.01, bucket_chunk=2, seed=3)
+    lora = LoraConfig(dropout_mode=mode)
     runs = {}
     for stored in (False, True):
-        model = build_classifier(ModelConfig(name="tiny"), LoraConfig(), "lora", False, 0, base)
+        model = build_classifier(ModelConfig(name="tiny"), lora, "lora", False, 0, base)
         result = train_model(
             model, split, split, cfg, torch.device("cpu"), "bf16", progress=False,
             frozen_in_compute_dtype=stored,

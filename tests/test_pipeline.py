@@ -85,15 +85,16 @@ def test_fresh_clone_repro_downloads_the_raw_data_then_reproduces_the_commit(com
     project = clone(committed, tmp_path / "clone")
     assert not (project / "data/raw").exists()
     write_tiny_model(project / "models/base/sentence-transformers/all-MiniLM-L6-v2")  # Offline
-    set_params(project, {"data": {"source": str(hub)}})
+    # another data.dir than the default, which the fresh clone lacks as well
+    set_params(project, {"data": {"source": str(hub), "dir": "data/raw/glue"}})
     env = {**os.environ, "HF_HOME": str(tmp_path / "hf")}
     proc = subprocess.run(["dvc", "repro"], cwd=project, env=env, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
-    assert f"downloading {hub}/sst2 into data/raw/sst2/" in proc.stdout
+    assert f"downloading {hub}/sst2 into data/raw/glue/" in proc.stdout
     # train's outputs come out byte-identical to the commit's, so evaluate is up to date
     assert _ran(proc.stdout) == ["prepare", "tokenize", "train"]
     for name in ("train.tsv", "dev.tsv"):  # the same bytes as the mirror the commit used
-        raw = (project / "data/raw/sst2" / name).read_bytes()
+        raw = (project / "data/raw/glue" / name).read_bytes()
         assert raw == (committed / "data/raw/sst2" / name).read_bytes()
     assert _hashes(project, RESULTS) == _hashes(committed, RESULTS)
 

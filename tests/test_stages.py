@@ -8,7 +8,8 @@ import torch
 
 from lora_core.data import read_glue_tsv
 from lora_core.tokens import load_tokenized
-from stages import evaluate, prepare, tokenize, train
+from stages import evaluate, fetch, prepare, tokenize, train
+from tests.conftest import set_params, snapshot
 
 
 def test_stages_main_in_order(tiny_project, monkeypatch, capsys):
@@ -82,3 +83,43 @@ def test_stages_main_in_order(tiny_project, monkeypatch, capsys):
     right = sum(int(r.split(",")[1]) == int(r.split(",")[2]) for r in rows[1:])
     assert right / 40 == scores["test"]["accuracy"]
     assert "test accuracy" in capsys.readouterr().out
+
+
+def test_fetch_validates_and_names_the_folder_and_its_files(tiny_project, monkeypatch, capsys):
+    monkeypatch.chdir(tiny_project)
+    assert fetch.main([]) == 0
+    assert capsys.readouterr().out == (
+        "params valid; raw data in data/raw/sst2/: train.tsv, dev.tsv\n"
+    )
+    assert json.loads((tiny_project / "data/fetch.json").read_text()) == {
+        "dir": "data/raw/sst2",
+        "files": {"train": "train.tsv", "dev": "dev.tsv"},
+    }
+
+
+def test_fetch_of_another_empty_data_dir_offline_is_one_line_and_writes_nothing(
+    tiny_project, monkeypatch, capsys
+):
+    # -S data.dir=data/raw/rte with the hub unreachable (the tests run offline)
+    monkeypatch.chdir(tiny_project)
+    set_params(tiny_project, {"data": {"dir": "data/raw/rte", "config": "rte"}})
+    before = snapshot(tiny_project, skip=("params.yaml",))
+    assert fetch.main([]) == 2
+    out, err = capsys.readouterr()
+    assert out == "downloading nyu-mll/glue/rte into data/raw/rte/\n"
+    assert err.startswith("error: no data/raw/rte/train.tsv and dev.tsv, and nyu-mll/glue/rte ")
+    assert err.endswith("copy GLUE's SST-2 TSVs into data/raw/rte/ (README section 'Offline')\n")
+    assert len(err.splitlines()) == 1
+    assert snapshot(tiny_project, skip=("params.yaml",)) == before
+
+
+def test_fetch_refuses_a_bad_param_anywhere_before_any_stage_runs(
+    tiny_project, monkeypatch, capsys
+):
+    monkeypatch.chdir(tiny_project)
+    set_params(tiny_project, {"gate": {"alpha": 2}})  # a section no stage before gate reads
+    assert fetch.main([]) == 2
+    assert capsys.readouterr().err == (
+        "error: params.yaml: gate.alpha = 2.0 is not allowed: must be > 0 and < 1\n"
+    )
+    assert not (tiny_project / "data/fetch.json").exists()
