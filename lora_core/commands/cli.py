@@ -40,10 +40,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def find_project_root(start: Path) -> Path | None:
-    """The first folder at or above ``start`` that holds dvc.yaml, or None."""
+def find_project_root(start: Path, markers: tuple[str, ...] = (PROJECT_FILE,)) -> Path | None:
+    """The first folder at or above ``start`` that holds one of ``markers``, or None."""
     start = start.resolve()
-    return next((p for p in (start, *start.parents) if (p / PROJECT_FILE).is_file()), None)
+    found = (p for p in (start, *start.parents) if any((p / m).exists() for m in markers))
+    return next(found, None)
 
 
 def _project_of(args: argparse.Namespace) -> Path | None:

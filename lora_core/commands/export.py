@@ -7,6 +7,7 @@ import argparse
 from pathlib import Path
 
 from lora_core.adapter import load_trained
+from lora_core.commands.cli import find_project_root
 from lora_core.commands.dvcrun import run
 from lora_core.errors import LoraSst2Error
 from lora_core.files import PROJECT_MARKERS, atomic_dir, check_replaceable, json_text
@@ -16,12 +17,6 @@ from lora_core.runtime import load_for_inference
 
 EXPORT_MARKER = "lora-sst2-export.json"  # marks a folder as ours to replace on a re-export
 PIPELINE_DIRS = ("data", "models", "metrics", ".dvc", ".git")
-
-
-def _project_root(start: Path) -> Path | None:
-    """The nearest folder at or above ``start`` that is a project (as files.py knows one)."""
-    marked = (p for p in (start, *start.parents) if any((p / m).exists() for m in PROJECT_MARKERS))
-    return next(marked, None)
 
 
 def _tracked(folder: Path) -> bool:
@@ -45,7 +40,9 @@ def check_export_target(
     there, or with ``force`` when git tracks nothing in it.
     """
     target = Path(out).resolve()
-    roots = {r.resolve() for r in (_project_root(Path.cwd().resolve()), project) if r}
+    # the nearest project as files.py knows one (.git, .dvc or dvc.yaml), not only dvc.yaml
+    here = find_project_root(Path.cwd(), PROJECT_MARKERS)
+    roots = {r.resolve() for r in (here, project) if r}
     owned = [Path(adapter_dir).resolve()] + [r / d for r in roots for d in PIPELINE_DIRS]
     if any(target == p or p in target.parents for p in owned):
         raise LoraSst2Error(
