@@ -43,7 +43,15 @@ import warnings
 
 import torch
 
-from common import DEFAULT_MODEL, Timer, describe_machine, median, model_source, sst2_splits
+from common import (
+    DEFAULT_MODEL,
+    Timer,
+    describe_machine,
+    median,
+    model_source,
+    sst2_splits,
+    timed_steps,
+)
 from lora_core.config import LoraConfig, TrainConfig
 from lora_core.loop import make_step
 from lora_core.model import build_classifier
@@ -91,15 +99,6 @@ class RecompileLog(logging.Handler):
 def compiles() -> int:
     """Frames dynamo has compiled so far: the first compile and every recompile."""
     return int(torch._dynamo.utils.counters["frames"]["ok"])
-
-
-def epoch(step, batches) -> float:
-    """Seconds for one pass over ``batches``, one host sync at the end."""
-    with Timer() as timer:
-        for batch in batches:
-            loss = step(batch)
-        float(loss)
-    return timer.seconds
 
 
 def break_even_minutes(cost_s: float, speedup: float) -> float | None:
@@ -168,9 +167,9 @@ def probe(args: argparse.Namespace, cache: str) -> int:
 
     eager, stored = build(False)
     with Timer() as timer:
-        epoch(eager, batches)  # untimed for the result: every shape's kernels, once
+        timed_steps(eager, batches)  # untimed for the result: every shape's kernels, once
     first_eager_epoch = timer.seconds
-    eager_step = median([epoch(eager, batches[:1]) for _ in range(3)])
+    eager_step = median([timed_steps(eager, batches[:1]) for _ in range(3)])
     print(
         f"eager: {stored} frozen linears stored in {precision}; first epoch "
         f"{first_eager_epoch:.1f} s (kernels per shape), then batch 1 in {eager_step:.3f} s "
@@ -181,14 +180,14 @@ def probe(args: argparse.Namespace, cache: str) -> int:
     log.install()
     compiled, _ = build(True)
     torch._dynamo.utils.counters.clear()
-    first_step = epoch(compiled, batches[:1])
+    first_step = timed_steps(compiled, batches[:1])
     after_first = compiles()
     compile_s = first_step - eager_step
     steps_s = []
     recompiled_at = []  # (step, width, batch size) where a step compiled again
     for i, batch in enumerate(batches[1:], start=2):
         before = compiles()
-        steps_s.append(epoch(compiled, [batch]))
+        steps_s.append(timed_steps(compiled, [batch]))
         if compiles() > before:
             recompiled_at.append((i, batch["input_ids"].shape[1], len(batch["labels"])))
     first_compiled_epoch = first_step + sum(steps_s)
@@ -212,7 +211,7 @@ def probe(args: argparse.Namespace, cache: str) -> int:
     before, seen = compiles(), len(log.messages)
     for round_ in range(args.repeats):
         for key in ("eager", "compiled") if round_ % 2 == 0 else ("compiled", "eager"):
-            seconds[key].append(epoch(steps[key], batches))
+            seconds[key].append(timed_steps(steps[key], batches))
     late = compiles() - before
     speed = {key: examples / median(values) for key, values in seconds.items()}
     for key, values in seconds.items():

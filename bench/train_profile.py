@@ -33,13 +33,13 @@ import torch
 import yaml
 
 from common import (
-    Timer,
     describe_machine,
     encoder_weights,
     lora_training_flops,
     matmul_flops_per_second,
     median,
     sst2_splits,
+    timed_steps,
 )
 from lora_core.config import Params
 from lora_core.files import load_yaml
@@ -118,15 +118,6 @@ def build_variant(
     return Variant(label, model, step, stored), attention
 
 
-def run_steps(step, batches) -> float:
-    """Seconds for ``batches``, one host sync at the end."""
-    with Timer() as timer:
-        for batch in batches:
-            loss = step(batch)
-        float(loss)
-    return timer.seconds
-
-
 def op_shares(prof, steps: int) -> str:
     """Self-CPU-time shares and calls per step of the WATCHED ops."""
     events = prof.key_averages()
@@ -174,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
             v.step(batch)
     for round_ in range(args.repeats):
         for key in ("new", "old") if round_ % 2 == 0 else ("old", "new"):
-            variants[key].seconds.append(run_steps(variants[key].step, timed))
+            variants[key].seconds.append(timed_steps(variants[key].step, timed))
     examples = sum(len(b["labels"]) for b in timed)
     tokens = sum(int(b["attention_mask"].sum()) for b in timed)
     weights = encoder_weights(variants["new"].model)
@@ -206,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.no_profile:
             continue
         with profile(activities=[ProfilerActivity.CPU]) as prof:
-            run_steps(v.step, profiled)
+            timed_steps(v.step, profiled)
         print(
             f"{key} under the profiler, the next {args.steps} steps: {op_shares(prof, args.steps)}"
         )
