@@ -10,12 +10,14 @@ import numpy as np
 import torch
 
 from lora_core.config import DataConfig, ModelConfig
-from lora_core.data import read_glue_tsv, split_train_val
+from lora_core.data import class_ids, read_table, to_examples
 from lora_core.pretrained import BASE_DIR, load_tokenizer
+from lora_core.splits import split_random
 from lora_core.tokens import TokenizedSplit, tokenize
 
 DEFAULT_MODEL = "models/base/sentence-transformers/all-MiniLM-L6-v2"
 RAW_DIR = Path("data/raw/sst2")
+RAW_FILES = ("train.tsv", "dev.tsv")  # GLUE's SST-2 mirror
 
 
 def model_source(model: str, max_length: int = 128) -> tuple[ModelConfig, Path]:
@@ -42,19 +44,16 @@ def sst2_splits(
     races a running ``dvc repro``, and always uses the tokenizer of the model it times.
     """
     data_cfg = DataConfig()  # val_fraction 0.1, seed 42: what params.yaml ships with
-    examples = {}
-    if {"train", "val"} & set(sizes):
-        glue_train = read_glue_tsv(raw_dir / "train.tsv")
-        examples["train"], examples["val"] = split_train_val(
-            glue_train, data_cfg.val_fraction, data_cfg.seed
-        )
-    if "test" in sizes:
-        examples["test"] = read_glue_tsv(raw_dir / "dev.tsv")
+    tables = {name: read_table(raw_dir / name, ("sentence",), "label") for name in RAW_FILES}
+    _, ids = class_ids(tables["train.tsv"], ("negative", "positive"))
+    glue_train, glue_dev = (to_examples(t, ids) for t in tables.values())
+    train, val, _ = split_random(glue_train, data_cfg.val_fraction, data_cfg.seed, "train.tsv")
+    examples = {"train": train, "val": val, "test": glue_dev}
     tokenizer = load_tokenizer(model_cfg.name, base_dir)
     out = {}
     for name, n in sizes.items():
         part = examples[name].subset(range(min(n, len(examples[name]))))
-        out[name] = tokenize(tokenizer, part.sentences, part.labels, model_cfg.max_length)
+        out[name] = tokenize(tokenizer, part.texts, part.labels, model_cfg.max_length)[0]
     return out
 
 

@@ -22,7 +22,7 @@ MAX_PROCESSES = 256
 BATCH_RANGE = f"must be an integer from 1 to {MAX_BATCH}"
 
 
-class _Section:
+class Section:
     """Type-checks every field against its annotation, then runs the section's rules."""
 
     SECTION = ""
@@ -48,26 +48,45 @@ class _Section:
 
 
 @dataclass(frozen=True)
-class DataConfig(_Section):
+class DataConfig(Section):
     SECTION = "data"
     dir: str = "data/raw/sst2"  # the raw files; filled from the hub when it has none
     source: str = "nyu-mll/glue"
     config: str = "sst2"
-    split: str = "sentence"
+    text_columns: tuple[str, ...] = ("sentence",)  # one text, or a pair (premise, hypothesis)
+    label_column: str = "label"
+    labels: tuple[str, ...] | None = None  # class names in id order; None: sorted train labels
+    split: str = "auto"
     val_fraction: float = 0.1
+    test_fraction: float = 0.1  # used only when data.dir has a train file and nothing else
     seed: int = 42
     max_train_examples: int | None = None
 
     def check(self) -> None:
         self.require("dir", bool(self.dir.strip()), "must name a folder")
-        self.require("split", self.split in SPLIT_KINDS, f"use {' or '.join(SPLIT_KINDS)}")
+        columns = self.text_columns
+        ok = (
+            len(columns) in (1, 2)
+            and all(c.strip() for c in columns)
+            and len(set(columns)) == len(columns)
+        )
+        self.require("text_columns", ok, "must list one or two distinct column names")
+        ok = bool(self.label_column.strip()) and self.label_column not in columns
+        self.require("label_column", ok, "must name a column that is not a text column")
+        names = self.labels
+        ok = names is None or (
+            len(names) >= 2 and len(set(names)) == len(names) and all(n.strip() for n in names)
+        )
+        self.require("labels", ok, "must be null or list two or more distinct class names")
+        self.require("split", self.split in SPLIT_KINDS, f"use {', '.join(SPLIT_KINDS)}")
         self.require("val_fraction", 0 < self.val_fraction < 1, "must be > 0 and < 1")
+        self.require("test_fraction", 0 < self.test_fraction < 1, "must be > 0 and < 1")
         n = self.max_train_examples
         self.require("max_train_examples", n is None or n >= 1, "must be null or >= 1")
 
 
 @dataclass(frozen=True)
-class ModelConfig(_Section):
+class ModelConfig(Section):
     SECTION = "model"
     name: str = "sentence-transformers/all-MiniLM-L6-v2"
     max_length: int = 128
@@ -81,7 +100,7 @@ class ModelConfig(_Section):
 
 
 @dataclass(frozen=True)
-class LoraConfig(_Section):
+class LoraConfig(Section):
     SECTION = "lora"
     r: int = 4
     alpha: float = 16.0
@@ -105,7 +124,7 @@ class LoraConfig(_Section):
 
 
 @dataclass(frozen=True)
-class TrainConfig(_Section):
+class TrainConfig(Section):
     SECTION = "train"
     mode: str = "lora"
     epochs: int = 3
@@ -141,7 +160,7 @@ class TrainConfig(_Section):
 
 
 @dataclass(frozen=True)
-class EvaluateConfig(_Section):
+class EvaluateConfig(Section):
     SECTION = "evaluate"
     batch_size: int = 128
     precision: str = "fp32"
@@ -155,7 +174,7 @@ class EvaluateConfig(_Section):
 
 
 @dataclass(frozen=True)
-class GateConfig(_Section):
+class GateConfig(Section):
     """How far each metric may move the wrong way before `lora-sst2 gate` fails."""
 
     SECTION = "gate"
@@ -172,12 +191,12 @@ class GateConfig(_Section):
 
 
 DROPOUT_MODES = ("element", "token")  # lora.dropout_mode: on x (PEFT's), or per token on A x
-SPLIT_KINDS = ("random", "sentence")  # data.split: a random share of GLUE train, or sentences
+SPLIT_KINDS = ("auto", "random", "sentence")  # data.split: auto picks sentence for SST-2
 MODES = ("lora", "head", "full")  # train.mode: what trains
 DEVICES = ("auto", "cpu", "cuda")
 ATTENTIONS = ("auto", "eager", "sdpa")  # model.attention: transformers' attn_implementation
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
-SECTIONS: dict[str, type[_Section]] = {
+SECTIONS: dict[str, type[Section]] = {
     "data": DataConfig,
     "model": ModelConfig,
     "lora": LoraConfig,
@@ -217,14 +236,9 @@ class Params:
             return cls(**{name: build(kind, name, raw[name]) for name, kind in SECTIONS.items()})
 
 
-def build(kind: type[_Section], name: str, raw: Any) -> _Section:
+def build(kind: type[Section], name: str, raw: Any) -> Section:
     """One section from its raw mapping: unknown keys and bad values name ``name.key``."""
-    if not isinstance(raw, dict):
-        raise ConfigError(f"section {name!r} must be a mapping, got {raw!r}")
-    allowed = [f.name for f in dataclasses.fields(kind)]
-    for key in raw:
-        if key not in allowed:
-            raise ConfigError(f"unknown key {name}.{key}; allowed: {', '.join(sorted(allowed))}")
+    check_keys(raw, [f.name for f in dataclasses.fields(kind)], (), section=name)
     return kind(**raw)
 
 

@@ -1,162 +1,246 @@
-"""SST-2 data: read and validate GLUE TSVs (local mirror or hub), split, summarize. No torch."""
+"""The user's labelled text: find the raw files in data.dir, read them with real parsers
+(CSV quoting, JSON Lines, Parquet), name the classes, validate every row. No torch."""
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
+import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from lora_core.errors import LoraSst2Error
-from lora_core.files import atomic_write_text, decode_utf8, quiet_hub
+from lora_core.errors import DataError
+from lora_core.files import atomic_write_text, quiet_hub, read_json
+from lora_core.tables import FORMATS, Table, first_line, read_columns
 
-RAW_FILES = {"train": "train.tsv", "dev": "dev.tsv"}
+ROLES = {"train": ("train",), "validation": ("validation", "dev"), "test": ("test",)}
 SPLITS = ("train", "val", "test")
-
-
-class DataError(LoraSst2Error):
-    """Raw or prepared data that is missing or malformed."""
+_INTEGER = re.compile(r"-?[0-9]+")
 
 
 @dataclass(frozen=True)
 class Examples:
-    """Sentences and their 0/1 labels."""
+    """Texts (with their second texts, for sentence pairs) and class ids."""
 
-    sentences: list[str]
+    texts: list[str]
     labels: list[int]
+    pairs: list[str] | None = None  # the second text column, for sentence-pair data
 
     def __len__(self) -> int:
         return len(self.labels)
 
     def subset(self, indices) -> Examples:
-        return Examples([self.sentences[i] for i in indices], [self.labels[i] for i in indices])
+        pick = lambda values: [values[i] for i in indices]  # noqa: E731
+        pairs = None if self.pairs is None else pick(self.pairs)
+        return Examples(pick(self.texts), pick(self.labels), pairs)
 
 
-def read_glue_tsv(path: str | Path) -> Examples:
-    """Read a GLUE SST-2 TSV (header ``sentence<TAB>label``), validating every row."""
-    path = Path(path)
-    if path.is_dir():
-        raise DataError(f"{path} is a directory, expected a GLUE TSV file")
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise DataError(f"{path} not found") from None
-    lines = decode_utf8(raw, str(path), DataError).splitlines()
-    if not lines:
-        raise DataError(f"{path} is empty: expected a header 'sentence<TAB>label' and rows")
-    header = lines[0].split("\t")
-    for column in ("sentence", "label"):
-        if column not in header:
-            raise DataError(f"{path}: no {column!r} column in header {header}")
-    s_col, l_col = header.index("sentence"), header.index("label")
-    sentences, labels = [], []
-    for number, line in enumerate(lines[1:], start=2):
-        fields = line.split("\t")
-        if len(fields) != len(header):
-            raise DataError(f"{path}:{number}: {len(fields)} fields, the header has {len(header)}")
-        if not fields[s_col].strip():
-            raise DataError(f"{path}:{number}: empty sentence")
-        if fields[l_col] not in ("0", "1"):
-            raise DataError(f"{path}:{number}: label {fields[l_col]!r} is not allowed: use 0 or 1")
-        sentences.append(fields[s_col])
-        labels.append(int(fields[l_col]))
-    if not labels:
-        raise DataError(f"{path} has a header but no rows")
-    return Examples(sentences, labels)
+@dataclass(frozen=True)
+class RawTable:
+    """One raw file's texts (a list per text column) and labels as text, every row checked."""
+
+    file: Table
+    columns: list[list[str]]
+    labels: list[str]
+
+    @property
+    def path(self) -> Path:
+        return self.file.path
+
+    def where(self, i: int) -> str:
+        return self.file.where(i)
 
 
-def write_glue_tsv(path: str | Path, examples: Examples) -> None:
-    """Write examples as a GLUE TSV, atomically."""
-    rows = ["sentence\tlabel"] + [f"{s}\t{y}" for s, y in zip(examples.sentences, examples.labels)]
-    atomic_write_text(path, "\n".join(rows) + "\n")
+def raw_files(folder: str | Path) -> dict[str, Path]:
+    """The folder's train file and, when present, its validation (or dev) and test files."""
+    folder = Path(folder)
+    found = {}
+    for role, stems in ROLES.items():
+        paths = [folder / f"{s}{x}" for s in stems for x in FORMATS]
+        paths = [p for p in paths if p.exists() or p.is_symlink()]
+        for path in paths:
+            if not path.is_file():
+                raise DataError(f"{path} is not a readable file (a folder, or a broken link)")
+        if len(paths) > 1:
+            names = " and ".join(p.name for p in paths)
+            raise DataError(f"{folder}/ holds {names}: keep one {role} file")
+        if paths:
+            found[role] = paths[0]
+    if found and "train" not in found:
+        raise DataError(
+            f"{folder}/ has {', '.join(p.name for p in found.values())} but no train file "
+            f"(train{'|'.join(FORMATS)})"
+        )
+    return found
+
+
+def read_table(path: Path, text_columns: tuple[str, ...], label_column: str) -> RawTable:
+    """The text and label columns of one raw file, every row checked."""
+    hint = "; set data.text_columns and data.label_column to its column names"
+    table = read_columns(path, [*text_columns, label_column], hint)
+    texts = [table.texts(k, name) for k, name in enumerate(text_columns)]
+    return RawTable(table, texts, _label_texts(table, table.columns[-1], label_column))
+
+
+def _label_texts(table: Table, values: list, column: str) -> list[str]:
+    """Labels as text: integers as digits, strings as they are; anything else is an error."""
+    out = []
+    for i, value in enumerate(values):
+        if isinstance(value, int) and not isinstance(value, bool):
+            value = str(value)
+        if not isinstance(value, str) or not value.strip():
+            raise DataError(f"{table.where(i)}: {column} is {value!r}: every row needs a label")
+        out.append(value)
+    return out
+
+
+def class_ids(
+    train: RawTable, names: tuple[str, ...] | None
+) -> tuple[tuple[str, ...], dict[str, int]]:
+    """The class names in id order, and the id of each label text.
+
+    Integer labels are class ids, which ``names`` (data.labels) names; without names they
+    name themselves. String labels are names: ``names`` orders them, else sorted order.
+    """
+    present = set(train.labels)
+    integers = all(_INTEGER.fullmatch(v) for v in present)
+    if integers and names is not None:
+        ids = {str(i): i for i in range(len(names))}
+    elif integers:
+        names = tuple(str(v) for v in sorted(int(v) for v in present))
+        ids = {v: i for i, v in enumerate(names)}
+    else:
+        names = names if names is not None else tuple(sorted(present))
+        ids = {v: i for i, v in enumerate(names)}
+    if len(present) < 2:
+        raise DataError(
+            f"{train.path}: every row has the label {next(iter(present))!r}: a classifier "
+            "needs at least two classes"
+        )
+    unused = [n for n, i in ids.items() if n not in present]
+    if unused and names is not None and not integers:
+        raise DataError(f"{train.path}: no row has the label {unused[0]!r} that data.labels names")
+    return names, ids
+
+
+def to_examples(table: RawTable, ids: dict[str, int]) -> Examples:
+    """The table's rows with class ids; a label that is not a class names its row."""
+    labels = []
+    for i, value in enumerate(table.labels):
+        if value not in ids:
+            allowed = ", ".join(ids) if len(ids) <= 20 else f"{len(ids)} classes"
+            raise DataError(f"{table.where(i)}: label {value!r} is not a class ({allowed})")
+        labels.append(ids[value])
+    pairs = table.columns[1] if len(table.columns) > 1 else None
+    return Examples(table.columns[0], labels, pairs)
 
 
 def ensure_raw(raw_dir: str | Path, source: str, config: str) -> dict[str, Path]:
-    """The raw TSVs in ``raw_dir``; downloaded from the hub and written there if absent."""
-    raw_dir = Path(raw_dir)
-    paths = {split: raw_dir / name for split, name in RAW_FILES.items()}
-    present = [p.exists() for p in paths.values()]
-    if all(present):
-        return paths
-    if any(present):
-        missing = ", ".join(str(p) for p in paths.values() if not p.exists())
-        raise DataError(f"{missing} missing: {raw_dir}/ needs both train.tsv and dev.tsv")
+    """The raw files in ``raw_dir``; when it has none, the hub dataset written there."""
+    found = raw_files(raw_dir)
+    if found:
+        return found
     try:
         import datasets
 
         with quiet_hub():
             hub = datasets.load_dataset(source, config)
     except Exception as err:  # offline, unknown id, hub errors: all mean "fill the folder"
-        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
         raise DataError(
-            f"no {raw_dir}/train.tsv and dev.tsv, and {source}/{config} cannot be "
-            f"downloaded ({first}); copy GLUE's SST-2 TSVs into {raw_dir}/ "
-            "(README section 'Offline')"
+            f"no train file in {raw_dir}/, and {source}/{config} cannot be downloaded "
+            f"({first_line(err)}); put your files there (README 'Your own data') or GLUE's "
+            "SST-2 TSVs (README 'Offline')"
         ) from None
-    # One file at a time, so nothing else the folder holds is touched; dev last, as the
-    # check above takes both files present to mean a complete mirror.
-    for split, hub_split in (("train", "train"), ("dev", "validation")):
-        rows = hub[hub_split]
-        write_glue_tsv(paths[split], Examples(list(rows["sentence"]), list(rows["label"])))
-    return paths
+    # One file at a time, train last: nothing else the folder holds is touched, and a
+    # train file present means the download finished.
+    splits = sorted(hub, key=lambda name: name == "train")
+    for split in splits:
+        rows = _with_label_names(hub[split])
+        if rows is not None:
+            atomic_write_text(Path(raw_dir) / f"{split}.jsonl", jsonl_text(rows))
+    return raw_files(raw_dir)
 
 
-def split_train_val(
-    examples: Examples, val_fraction: float, seed: int, max_train: int | None = None
-) -> tuple[Examples, Examples]:
-    """Seeded, stratified split; ``max_train`` caps the training part (after the split)."""
-    train_idx, val_idx = _stratified(np.arange(len(examples)), examples, val_fraction, seed)
-    if max_train is not None:
-        train_idx = train_idx[:max_train]
-    return examples.subset(train_idx.tolist()), examples.subset(val_idx.tolist())
+def _with_label_names(split) -> list[dict] | None:
+    """The split's rows with class names for a ClassLabel column; None for a split whose
+    labels are hidden (GLUE's test split: all -1)."""
+    from datasets import ClassLabel
+
+    rows = split.to_list()
+    for column, feature in split.features.items():
+        if isinstance(feature, ClassLabel):
+            if all(row[column] < 0 for row in rows):
+                return None
+            for row in rows:
+                row[column] = feature.int2str(row[column])
+    return rows
 
 
-def _stratified(indices: np.ndarray, examples: Examples, fraction: float, seed: int):
-    from sklearn.model_selection import train_test_split
+def jsonl_text(rows: list[dict]) -> str:
+    """One JSON object a line: any text is safe (tabs, newlines, quotes are escaped)."""
+    return "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
 
-    labels = [examples.labels[i] for i in indices]
+
+def write_examples(path: Path, examples: Examples, names: tuple[str, ...]) -> None:
+    """A prepared split as JSON Lines: text (text_pair), and the label's name."""
+    if examples.pairs is None:
+        rows = ({"text": t, "label": names[y]} for t, y in zip(examples.texts, examples.labels))
+    else:
+        rows = (
+            {"text": t, "text_pair": p, "label": names[y]}
+            for t, p, y in zip(examples.texts, examples.pairs, examples.labels)
+        )
+    path.write_text(
+        "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8"
+    )
+
+
+def _prepared_damaged(path: Path) -> DataError:
+    return DataError(f"{path} is damaged: run `dvc repro --force prepare`")
+
+
+def read_examples(path: Path, names: tuple[str, ...]) -> Examples:
+    """A split that ``write_examples`` wrote."""
+    if not path.is_file():
+        raise DataError(f"{path} not found: run `dvc repro prepare` first")
+    ids = {n: i for i, n in enumerate(names)}
     try:
-        return train_test_split(indices, test_size=fraction, random_state=seed, stratify=labels)
-    except ValueError as err:
-        raise DataError(f"cannot split {len(indices)} examples: {err}") from None
+        rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+        labels = [ids[r["label"]] for r in rows]
+        pairs = [r["text_pair"] for r in rows] if rows and "text_pair" in rows[0] else None
+        examples = Examples([r["text"] for r in rows], labels, pairs)
+    except (ValueError, KeyError, TypeError):
+        raise _prepared_damaged(path) from None
+    if not examples.labels:
+        raise _prepared_damaged(path)
+    return examples
 
 
-def _spans(tokens: tuple[str, ...]) -> Iterator[tuple[str, ...]]:
-    """Every contiguous run of ``tokens``, itself included."""
-    return (tokens[i:j] for i in range(len(tokens)) for j in range(i + 1, len(tokens) + 1))
-
-
-def sentence_split(
-    examples: Examples, val_fraction: float, seed: int, max_train: int | None = None
-) -> tuple[Examples, Examples, int]:
-    """Val = whole sentences only; train = every phrase that is in no val sentence.
-
-    GLUE's SST-2 train holds phrases cut from the parse trees of its sentences. A sentence
-    is a phrase contained in no other phrase (as a run of tokens). ``val_fraction`` of the
-    sentences (seeded, stratified) become val; a phrase inside any of them leaves train, so
-    no val text was seen in training. Returns (train, val, phrases dropped from train).
-    """
-    tokens = [tuple(s.split()) for s in examples.sentences]  # (n,) token tuples
-    phrases = set(tokens)
-    inner = {span for t in phrases for span in _spans(t) if span != t and span in phrases}
-    sentences = np.array([i for i, t in enumerate(tokens) if t not in inner])
-    _, val_idx = _stratified(sentences, examples, val_fraction, seed)
-    seen_in_val = {span for i in val_idx for span in _spans(tokens[i])}
-    kept = [i for i, t in enumerate(tokens) if t not in seen_in_val]
-    dropped = len(tokens) - len(val_idx) - len(kept)
-    kept = np.random.default_rng(seed).permutation(kept)[:max_train]  # a cap takes a sample
-    return examples.subset(kept.tolist()), examples.subset(val_idx.tolist()), dropped
+def read_summary(folder: str | Path) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(class names, text columns) from the ``summary.json`` prepare wrote in ``folder``."""
+    path = Path(folder) / "summary.json"
+    if not path.is_file():
+        raise DataError(f"{path} not found: run `dvc repro prepare` first")
+    raw = read_json(path)
+    try:
+        names, columns = tuple(raw["labels"]), tuple(raw["text_columns"])
+    except (KeyError, TypeError):
+        raise _prepared_damaged(path) from None
+    if len(names) < 2 or not all(isinstance(v, str) for v in (*names, *columns)):
+        raise _prepared_damaged(path)
+    return names, columns
 
 
 def sha256(path: str | Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
-def summarize(splits: dict[str, Examples]) -> dict:
-    """Rows and label balance per split."""
-    return {
-        name: {"rows": len(ex), "positive": sum(ex.labels), "negative": len(ex) - sum(ex.labels)}
-        for name, ex in splits.items()
-    }
+def label_counts(examples: Examples, names: tuple[str, ...]) -> dict[str, int]:
+    counts = np.bincount(np.asarray(examples.labels, dtype=np.int64), minlength=len(names))
+    return {name: int(n) for name, n in zip(names, counts)}

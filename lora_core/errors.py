@@ -25,9 +25,14 @@ class ConfigError(LoraSst2Error):
     """A params.yaml (or adapter.json) value that is missing, mistyped or out of range."""
 
 
+class DataError(LoraSst2Error):
+    """Raw or prepared data that is missing or malformed."""
+
+
 def fail(section: str, key: str, value: Any, allowed: str) -> None:
     """Refuse ``section.key = value``, saying what is allowed."""
-    raise ConfigError(f"{section}.{key} = {value!r} is not allowed: {allowed}")
+    name = f"{section}.{key}" if section else key
+    raise ConfigError(f"{name} = {value!r} is not allowed: {allowed}")
 
 
 def type_ok(value: Any, hint: Any) -> bool:
@@ -78,13 +83,19 @@ def errors_from(source: str) -> Iterator[None]:
         raise ConfigError(f"{source}: {err}") from None
 
 
-def check_keys(raw: Any, allowed, required, what: str, kind: str) -> None:
-    """``raw`` must be a mapping with every ``required`` key and no key outside ``allowed``."""
+def check_keys(
+    raw: Any, allowed, required, what: str = "key", kind: str = "keys", section: str = ""
+) -> None:
+    """``raw`` must be a mapping with every ``required`` key and no key outside ``allowed``;
+    an unknown key inside ``section`` is named ``section.key``, as params.yaml's are."""
     if not isinstance(raw, dict):
+        if section:
+            raise ConfigError(f"section {section!r} must be a mapping, got {raw!r}")
         raise ConfigError(f"expected a mapping of {kind}, got {raw!r}")
     for key in raw:
         if key not in allowed:
-            raise ConfigError(f"unknown {what} {key!r}; allowed: {', '.join(allowed)}")
+            name = f"{section}.{key}" if section else repr(key)
+            raise ConfigError(f"unknown {what} {name}; allowed: {', '.join(sorted(allowed))}")
     missing = [key for key in required if key not in raw]
     if missing:
         raise ConfigError(f"missing {what} {missing[0]!r}")

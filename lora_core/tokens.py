@@ -27,6 +27,7 @@ class TokenizedSplit:
     offsets: np.ndarray  # (n + 1,) int64
     labels: np.ndarray  # (n,) int64
     pad_id: int = 0
+    type_ids: np.ndarray | None = None  # (total_tokens,) int8, for sentence pairs only
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -36,13 +37,72 @@ class TokenizedSplit:
         return np.diff(self.offsets)
 
 
-def tokenize(tokenizer, sentences: list[str], labels: list[int], max_length: int) -> TokenizedSplit:
-    """Token ids with special tokens, truncated to ``max_length``, unpadded."""
-    encoded = tokenizer(sentences, truncation=True, max_length=max_length)["input_ids"]
-    lengths = np.array([len(ids) for ids in encoded], dtype=np.int64)
+CHUNK = 4096  # rows tokenized at once: a million rows never sit in memory as Python lists
+
+
+def tokenize(
+    tokenizer,
+    texts: list[str],
+    labels: list[int],
+    max_length: int,
+    pairs: list[str] | None = None,
+) -> tuple[TokenizedSplit, np.ndarray]:
+    """Token ids with special tokens, truncated to ``max_length`` (a pair: the longer text
+    first), unpadded; and each text's length before truncation."""
+    ids, types, lengths, full = [], [], [], []
+    for start in range(0, len(texts), CHUNK):
+        part = texts[start : start + CHUNK]
+        second = None if pairs is None else pairs[start : start + CHUNK]
+        encoded = tokenizer(part, second, truncation="longest_first", max_length=max_length)
+        rows = encoded["input_ids"]
+        lengths.append(np.fromiter(map(len, rows), dtype=np.int64, count=len(rows)))
+        ids.append(np.fromiter((t for r in rows for t in r), dtype=np.int32))
+        if pairs is not None:
+            types.append(np.fromiter((t for r in encoded["token_type_ids"] for t in r), np.int8))
+        full.append(_untruncated(tokenizer, encoded, part, second, lengths[-1]))
+    lengths = np.concatenate(lengths) if lengths else np.zeros(0, dtype=np.int64)
     offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
-    ids = np.fromiter((t for ids in encoded for t in ids), dtype=np.int32, count=int(offsets[-1]))
-    return TokenizedSplit(ids, offsets, np.asarray(labels, dtype=np.int64), tokenizer.pad_token_id)
+    split = TokenizedSplit(
+        np.concatenate(ids) if ids else np.zeros(0, dtype=np.int32),
+        offsets,
+        np.asarray(labels, dtype=np.int64),
+        tokenizer.pad_token_id,
+        np.concatenate(types) if pairs is not None else None,
+    )
+    return split, (np.concatenate(full) if full else lengths)
+
+
+def _untruncated(tokenizer, encoded, texts, pairs, lengths: np.ndarray) -> np.ndarray:
+    """Each row's token count before truncation: only the rows that were cut (the fast
+    tokenizer keeps what it cut) are tokenized again, whole."""
+    cut = [i for i, e in enumerate(encoded.encodings) if e.overflowing]
+    if not cut:
+        return lengths
+    again = tokenizer(
+        [texts[i] for i in cut],
+        None if pairs is None else [pairs[i] for i in cut],
+        truncation=False,
+        verbose=False,
+    )["input_ids"]
+    full = lengths.copy()
+    full[cut] = [len(r) for r in again]
+    return full
+
+
+def length_summary(split: TokenizedSplit, full: np.ndarray, max_length: int) -> dict:
+    """How many texts were cut to ``max_length``, and percentiles of their whole lengths."""
+    cut = int((full > max_length).sum())
+    p50, p90, p99 = (int(v) for v in np.percentile(full, [50, 90, 99], method="higher"))
+    return {
+        "rows": len(split),
+        "tokens": int(split.offsets[-1]),
+        "truncated": cut,
+        "truncated_percent": round(100 * cut / max(len(split), 1), 2),
+        "length_p50": p50,
+        "length_p90": p90,
+        "length_p99": p99,
+        "length_max": int(full.max()),
+    }
 
 
 def save_tokenized(
@@ -50,9 +110,15 @@ def save_tokenized(
 ) -> None:
     """Write a split as safetensors, byte-identical for identical input."""
     tensors = {"ids": split.ids, "offsets": split.offsets, "labels": split.labels}
+    if split.type_ids is not None:
+        tensors["type_ids"] = split.type_ids
     # safetensors writes metadata keys in hash order: one key holding sorted JSON is stable.
     info = json.dumps({**metadata, "pad_id": split.pad_id}, sort_keys=True)
     save_file(tensors, str(split_file(folder, name)), metadata={"info": info})
+
+
+def damaged(path: Path) -> DataError:
+    return DataError(f"{path} is damaged: run `dvc repro --force tokenize`")
 
 
 def load_tokenized(folder: str | Path, name: str) -> TokenizedSplit:
@@ -66,14 +132,43 @@ def load_tokenized(folder: str | Path, name: str) -> TokenizedSplit:
         with safe_open(str(path), framework="numpy") as f:
             info = json.loads((f.metadata() or {}).get("info", "{}"))
         t = load_file(str(path))
-        split = TokenizedSplit(t["ids"], t["offsets"], t["labels"], int(info.get("pad_id", 0)))
-    except (SafetensorError, KeyError, ValueError, TypeError, AttributeError) as err:
-        raise DataError(
-            f"{path} is damaged ({type(err).__name__}): run `dvc repro --force tokenize`"
-        ) from None
+        pad = int(info.get("pad_id", 0))
+        split = TokenizedSplit(t["ids"], t["offsets"], t["labels"], pad, t.get("type_ids"))
+    except (SafetensorError, KeyError, ValueError, TypeError, AttributeError):
+        raise damaged(path) from None
     if len(split.offsets) != len(split) + 1 or split.offsets[-1] != len(split.ids):
-        raise DataError(f"{path} is damaged (offsets): run `dvc repro --force tokenize`")
+        raise damaged(path)
+    if split.type_ids is not None and len(split.type_ids) != len(split.ids):
+        raise damaged(path)
     return split
+
+
+@dataclass(frozen=True)
+class Task:
+    """What the tokenized data is for: the class names in id order and the text columns."""
+
+    labels: tuple[str, ...]
+    text_columns: tuple[str, ...]
+
+
+TASK = "task.json"
+
+
+def read_task(folder: str | Path) -> Task:
+    """The ``task.json`` that the tokenize stage wrote beside the splits."""
+    from lora_core.files import read_json
+
+    path = Path(folder) / TASK
+    if not path.is_file():
+        raise DataError(f"{path} not found: run `dvc repro tokenize`")
+    raw = read_json(path)
+    try:
+        labels, columns = tuple(raw["labels"]), tuple(raw["text_columns"])
+    except (KeyError, TypeError):
+        raise damaged(path) from None
+    if len(labels) < 2 or not all(isinstance(v, str) for v in (*labels, *columns)):
+        raise damaged(path)
+    return Task(labels, columns)
 
 
 def bucket_batches(
@@ -108,8 +203,17 @@ def sorted_batches(lengths: np.ndarray, batch_size: int) -> list[np.ndarray]:
     return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
 
 
+MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+
+
+def model_inputs(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """What the model takes from a batch: all but the labels."""
+    return {k: v for k, v in batch.items() if k in MODEL_INPUTS}
+
+
 def collate(split: TokenizedSplit, indices: np.ndarray) -> dict[str, torch.Tensor]:
-    """Pad the examples at ``indices`` to their longest: input_ids, attention_mask, labels."""
+    """Pad the examples at ``indices`` to their longest: input_ids, attention_mask, labels,
+    and token_type_ids for sentence pairs."""
     lengths = split.lengths[indices]
     width = int(lengths.max())
     input_ids = np.full((len(indices), width), split.pad_id, dtype=np.int64)
@@ -117,8 +221,14 @@ def collate(split: TokenizedSplit, indices: np.ndarray) -> dict[str, torch.Tenso
         start = split.offsets[i]
         input_ids[row, :n] = split.ids[start : start + n]
     mask = (np.arange(width)[None, :] < lengths[:, None]).astype(np.int64)  # (B, T)
-    return {
+    batch = {
         "input_ids": torch.from_numpy(input_ids),
         "attention_mask": torch.from_numpy(mask),
         "labels": torch.from_numpy(split.labels[indices]),
     }
+    if split.type_ids is not None:  # sentence pairs: segment 0, then 1; padding 0
+        types = np.zeros((len(indices), width), dtype=np.int64)
+        for row, (i, n) in enumerate(zip(indices, lengths)):
+            types[row, :n] = split.type_ids[split.offsets[i] : split.offsets[i] + n]
+        batch["token_type_ids"] = torch.from_numpy(types)
+    return batch

@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 from lora_core.config import load_params
-from lora_core.data import RAW_FILES, ensure_raw
+from lora_core.data import ensure_raw, raw_files
 from lora_core.errors import exit_on_user_error
 from lora_core.files import write_json
 
@@ -25,8 +24,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", default="data/fetch.json")
     args = parser.parse_args(argv)
     data = load_params(args.params).data  # validates every section, not only data
-    local = all((Path(data.dir) / name).is_file() for name in RAW_FILES.values())
-    if not local:
+    if not raw_files(data.dir):
         print(f"downloading {data.source}/{data.config} into {data.dir}/")
     raw = ensure_raw(data.dir, data.source, data.config)
     # What prepare reads, and nothing that changes between a download and the next run,

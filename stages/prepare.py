@@ -1,4 +1,4 @@
-"""Stage prepare: GLUE SST-2 TSVs -> seeded, stratified train/val split + GLUE dev as test."""
+"""Stage prepare: the raw files in data.dir -> train/val/test JSON Lines + summary.json."""
 
 from __future__ import annotations
 
@@ -7,37 +7,43 @@ import sys
 
 from lora_core.config import DataConfig, load_params
 from lora_core.data import (
+    class_ids,
     ensure_raw,
-    read_glue_tsv,
-    sentence_split,
+    label_counts,
+    read_table,
     sha256,
-    split_train_val,
-    summarize,
-    write_glue_tsv,
+    to_examples,
+    write_examples,
 )
 from lora_core.errors import exit_on_user_error
 from lora_core.files import atomic_dir, write_json
+from lora_core.splits import assign, check_stratifiable
 
 
 def prepare(cfg: DataConfig, out_dir: str) -> dict:
-    """Read and validate the raw TSVs, split, and write ``out_dir`` whole or not at all."""
+    """Read and validate the raw files, split, and write ``out_dir`` whole or not at all."""
     raw = ensure_raw(cfg.dir, cfg.source, cfg.config)
-    glue_train, glue_dev = read_glue_tsv(raw["train"]), read_glue_tsv(raw["dev"])
-    args = (glue_train, cfg.val_fraction, cfg.seed, cfg.max_train_examples)
-    if cfg.split == "sentence":
-        train, val, dropped = sentence_split(*args)
-    else:
-        (train, val), dropped = split_train_val(*args), 0
-    splits = {"train": train, "val": val, "test": glue_dev}
+    tables = {role: read_table(p, cfg.text_columns, cfg.label_column) for role, p in raw.items()}
+    names, ids = class_ids(tables["train"], cfg.labels)
+    files = {role: to_examples(table, ids) for role, table in tables.items()}
+    if not {"validation", "test"} <= set(files):  # val (or test too) is carved from train
+        check_stratifiable(tables["train"], files["train"])
+    splits, sources, kind, dropped = assign(files, {r: p.name for r, p in raw.items()}, cfg)
     summary = {
-        "split": cfg.split,
-        "splits": summarize(splits),
+        "labels": list(names),
+        "text_columns": list(cfg.text_columns),
+        "split": kind,
+        "sources": sources,
+        "splits": {
+            name: {"rows": len(ex), "labels": label_counts(ex, names)}
+            for name, ex in splits.items()
+        },
         "dropped_train_phrases": dropped,
-        "raw_sha256": {name: sha256(path) for name, path in raw.items()},
+        "raw_sha256": {path.name: sha256(path) for path in raw.values()},
     }
     with atomic_dir(out_dir) as tmp:
         for name, examples in splits.items():
-            write_glue_tsv(tmp / f"{name}.tsv", examples)
+            write_examples(tmp / f"{name}.jsonl", examples, names)
         write_json(tmp / "summary.json", summary)
     return summary
 
@@ -50,7 +56,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     summary = prepare(load_params(args.params).data, args.out)
     rows = ", ".join(f"{k} {v['rows']}" for k, v in summary["splits"].items())
-    print(f"prepared {rows} -> {args.out}/")
+    classes = len(summary["labels"])
+    print(f"prepared {rows} ({classes} classes, {summary['split']} split) -> {args.out}/")
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""Stage tokenize: prepared TSVs -> unpadded token ids per split (safetensors)."""
+"""Stage tokenize: prepared splits -> unpadded token ids per split (safetensors), the task
+(class names, text columns) and how many texts max_length cut."""
 
 from __future__ import annotations
 
@@ -7,26 +8,31 @@ import sys
 from pathlib import Path
 
 from lora_core.config import ModelConfig, load_params
-from lora_core.data import SPLITS, read_glue_tsv
+from lora_core.data import SPLITS, read_examples, read_summary
 from lora_core.errors import exit_on_user_error
-from lora_core.files import atomic_dir
+from lora_core.files import atomic_dir, write_json
 from lora_core.pretrained import check_tokenizer_fits, load_tokenizer
-from lora_core.tokens import save_tokenized, tokenize
+from lora_core.tokens import TASK, length_summary, save_tokenized, tokenize
+
+NOTE_PERCENT = 5  # print a note when max_length cuts more than this share of a split
 
 
-def tokenize_splits(cfg: ModelConfig, prepared: str, out_dir: str) -> dict[str, int]:
-    """Tokenize every split with ``cfg.name``'s fast tokenizer; return tokens per split."""
+def tokenize_splits(cfg: ModelConfig, prepared: str, out_dir: str) -> dict[str, dict]:
+    """Tokenize every split with ``cfg.name``'s fast tokenizer; return each split's lengths."""
     tokenizer = load_tokenizer(cfg.name)
     check_tokenizer_fits(cfg, tokenizer)
-    totals = {}
+    names, columns = read_summary(prepared)
+    lengths = {}
     with atomic_dir(out_dir) as tmp:
         for name in SPLITS:
-            examples = read_glue_tsv(Path(prepared) / f"{name}.tsv")
-            split = tokenize(tokenizer, examples.sentences, examples.labels, cfg.max_length)
+            ex = read_examples(Path(prepared) / f"{name}.jsonl", names)
+            split, full = tokenize(tokenizer, ex.texts, ex.labels, cfg.max_length, ex.pairs)
             meta = {"model": cfg.name, "max_length": str(cfg.max_length)}
             save_tokenized(tmp, name, split, meta)
-            totals[name] = int(split.offsets[-1])
-    return totals
+            lengths[name] = length_summary(split, full, cfg.max_length)
+        task = {"labels": list(names), "text_columns": list(columns)}
+        write_json(tmp / TASK, {**task, "max_length": cfg.max_length, "lengths": lengths})
+    return lengths
 
 
 @exit_on_user_error
@@ -36,8 +42,20 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--prepared", default="data/prepared")
     parser.add_argument("--out", default="data/tokenized")
     args = parser.parse_args(argv)
-    totals = tokenize_splits(load_params(args.params).model, args.prepared, args.out)
-    print("tokens: " + ", ".join(f"{k} {v}" for k, v in totals.items()) + f" -> {args.out}/")
+    cfg = load_params(args.params).model
+    lengths = tokenize_splits(cfg, args.prepared, args.out)
+    print(
+        "tokens: "
+        + ", ".join(f"{k} {v['tokens']}" for k, v in lengths.items())
+        + f" -> {args.out}/"
+    )
+    for name, v in lengths.items():
+        if v["truncated_percent"] > NOTE_PERCENT:
+            print(
+                f"note: model.max_length = {cfg.max_length} cuts {v['truncated']} of {v['rows']} "
+                f"{name} texts ({v['truncated_percent']}%; median length {v['length_p50']}, "
+                f"99th percentile {v['length_p99']} tokens): see {args.out}/{TASK}"
+            )
 
 
 if __name__ == "__main__":

@@ -31,7 +31,7 @@ PRECISION = os.environ.get("LORA_SST2_TEST_PRECISION", "fp32")
 # The tiny project's params: the code's defaults with these changes. Never the project's own
 # params.yaml, so that committing a tuned params.yaml (`dvc exp apply`) turns no test red.
 TINY_PARAMS = {
-    "data": {"split": "random"},  # tiny random sentences have no phrases to keep together
+    "data": {"split": "random", "labels": ["negative", "positive"]},  # no phrases; 0/1 named
     "train": {
         **{"epochs": 2, "batch_size": 16, "lr": 0.01, "device": "cpu", "bucket_chunk": 4},
         "precision": PRECISION,

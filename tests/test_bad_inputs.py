@@ -57,6 +57,21 @@ def _bigger_vocab(p):
     (p / MODEL / "vocab.txt").write_text("\n".join(VOCAB + ["extra1", "extra2"]) + "\n")
 
 
+ABC = b"sentence,label\n" + b"".join(b"t%d,%s\n" % (i, b"abc"[i % 3 : i % 3 + 1]) for i in range(9))
+
+
+def _own(files: dict[str, bytes], **data):
+    """data.dir = data/raw/own holding ``files``, with these data.* params."""
+
+    def change(p):
+        (p / "data/raw/own").mkdir(parents=True)
+        for name, content in files.items():
+            (p / "data/raw/own" / name).write_bytes(content)
+        set_params(p, {"data": {"dir": "data/raw/own", "labels": None, **data}})
+
+    return change
+
+
 R0 = "params.yaml: lora.r = 0 is not allowed: must be an integer from 1 to 1024"
 CASES = {
     # params
@@ -117,37 +132,92 @@ CASES = {
     "no raw data": (
         prepare,
         lambda p: shutil.rmtree(p / "data/raw/sst2"),
-        "no data/raw/sst2/train.tsv and dev.tsv, and nyu-mll/glue/sst2 cannot be downloaded",
+        "no train file in data/raw/sst2/, and nyu-mll/glue/sst2 cannot be downloaded",
     ),
     "no label column": (
         prepare,
         _write("data/raw/sst2/train.tsv", b"sentence\tscore\ngood\t1\n"),
-        "data/raw/sst2/train.tsv: no 'label' column in header ['sentence', 'score']",
+        "data/raw/sst2/train.tsv: no column 'label' (it has: score, sentence); set data.",
     ),
     "label 2": (
         prepare,
         _write("data/raw/sst2/dev.tsv", b"sentence\tlabel\ngood\t1\nbad\t2\n"),
-        "data/raw/sst2/dev.tsv:3: label '2' is not allowed: use 0 or 1",
+        "data/raw/sst2/dev.tsv row 3: label '2' is not a class (0, 1)",
     ),
     "empty sentence": (
         prepare,
         _write("data/raw/sst2/dev.tsv", b"sentence\tlabel\n\t1\n"),
-        "data/raw/sst2/dev.tsv:2: empty sentence",
+        "data/raw/sst2/dev.tsv row 2: sentence is '': every row needs some text",
     ),
     "not utf-8": (
         prepare,
         _write("data/raw/sst2/dev.tsv", b"sentence\tlabel\ncaf\xe9\t1\n"),
-        "data/raw/sst2/dev.tsv:2: bytes that are not UTF-8 (at byte 18)",
+        "data/raw/sst2/dev.tsv: bytes that are not UTF-8 (at byte 18)",
     ),
     "empty file": (
         prepare,
         _write("data/raw/sst2/train.tsv", b""),
-        "data/raw/sst2/train.tsv is empty: expected a header 'sentence<TAB>label' and rows",
+        "data/raw/sst2/train.tsv is empty: expected a header row and rows",
     ),
-    "dev.tsv missing": (
+    "train file missing": (
         prepare,
-        lambda p: (p / "data/raw/sst2/dev.tsv").unlink(),
-        "data/raw/sst2/dev.tsv missing: data/raw/sst2/ needs both train.tsv and dev.tsv",
+        lambda p: (p / "data/raw/sst2/train.tsv").unlink(),
+        "data/raw/sst2/ has dev.tsv but no train file (train.csv|.tsv|.jsonl|.parquet)",
+    ),
+    # your own data (data.dir = data/raw/own)
+    "own: missing text column": (
+        prepare,
+        _own({"train.csv": b"review,label\nok,a\nfine,b\n"}),
+        "data/raw/own/train.csv: no column 'sentence' (it has: label, review); set",
+    ),
+    "own: empty text": (
+        prepare,
+        _own({"train.csv": b'sentence,label\nok,a\n"  ",b\n'}),
+        "data/raw/own/train.csv row 3: sentence is '  ': every row needs some text",
+    ),
+    "own: test label not a class": (
+        prepare,
+        _own({"train.csv": ABC, "test.jsonl": b'{"sentence": "x", "label": "d"}\n'}),
+        "data/raw/own/test.jsonl line 1: label 'd' is not a class (a, b, c)",
+    ),
+    "own: one class": (
+        prepare,
+        _own({"train.csv": b"sentence,label\nok,a\nfine,a\n"}),
+        "data/raw/own/train.csv: every row has the label 'a': a classifier needs at least two",
+    ),
+    "own: a class too small to stratify": (
+        prepare,
+        _own({"train.csv": ABC + b"lone,d\n"}),
+        "data/raw/own/train.csv row 11: label 'd' is its class's only row: carving a stratified",
+    ),
+    "own: a quote never closed": (
+        prepare,
+        _own({"train.csv": ABC + b'"open,a\n'}),
+        "data/raw/own/train.csv row 11: unexpected end of data",
+    ),
+    "own: a row too wide": (
+        prepare,
+        _own({"train.csv": ABC + b"one,a,two\n"}),
+        "data/raw/own/train.csv row 11: 3 fields, the header has 2",
+    ),
+    "own: two train files": (
+        prepare,
+        _own({"train.csv": ABC, "train.jsonl": b"{}\n"}),
+        "data/raw/own/ holds train.csv and train.jsonl: keep one train file",
+    ),
+    "own: a label data.labels lacks": (
+        prepare,
+        _own({"train.csv": ABC}, labels=["a", "b"]),
+        "data/raw/own/train.csv row 4: label 'c' is not a class (a, b)",
+    ),
+    "own: sentence split of pairs": (
+        prepare,
+        _own(
+            {"train.csv": b"s,t,label\n" + b"x,y,a\nz,w,b\n" * 5},
+            text_columns=["s", "t"],
+            split="sentence",
+        ),
+        "data.split = 'sentence' is not allowed with two text columns: use random or auto",
     ),
     # model
     "no weights": (

@@ -1,90 +1,215 @@
+import json
+
+import pandas as pd
 import pytest
 
-from lora_core.data import DataError, Examples, read_glue_tsv, sentence_split, split_train_val
-from tests.tiny import tiny_sentences, write_tsv
+from lora_core.data import (
+    DataError,
+    Examples,
+    class_ids,
+    ensure_raw,
+    raw_files,
+    read_examples,
+    read_table,
+    to_examples,
+    write_examples,
+)
+
+# A spreadsheet's export: quoted fields holding the separator, quotes, a tab and newlines,
+# a BOM and CRLF line ends.
+QUOTED_CSV = (
+    '\ufefftext,label\r\n"Great, truly great.",positive\r\n"He said ""meh""\r\nand left",neutral'
+    "\r\nplain\ttabbed,negative\r\n"
+)
+QUOTED_TEXTS = ["Great, truly great.", 'He said "meh"\r\nand left', "plain\ttabbed"]
 
 
-def test_read_glue_tsv_keeps_sentences_verbatim(tmp_path):
-    path = write_tsv(tmp_path / "t.tsv", [("a gorgeous , witty film ", 1), ("a mess ", 0)])
-    examples = read_glue_tsv(path)
-    assert examples.sentences == ["a gorgeous , witty film ", "a mess "]
-    assert examples.labels == [1, 0]
+def table(path, columns=("text",), label="label"):
+    return read_table(path, columns, label)
+
+
+def test_csv_keeps_quoted_commas_quotes_tabs_and_newlines(tmp_path):
+    path = tmp_path / "train.csv"
+    path.write_bytes(QUOTED_CSV.encode("utf-8"))
+    t = table(path)
+    assert t.columns == [QUOTED_TEXTS]
+    assert t.labels == ["positive", "neutral", "negative"]
+
+
+def test_tsv_with_quoted_tabs_and_newlines(tmp_path):
+    path = tmp_path / "train.tsv"
+    path.write_text('text\tlabel\n"a\tb\nc"\t1\nd\t0\n', encoding="utf-8")
+    assert table(path).columns == [["a\tb\nc", "d"]]
+
+
+def test_glue_tsv_text_is_verbatim_trailing_space_and_all(tmp_path):
+    path = tmp_path / "dev.tsv"
+    path.write_text("sentence\tlabel\na gorgeous , witty film \t1\nnull \t0\n", encoding="utf-8")
+    t = table(path, ("sentence",))
+    assert t.columns == [["a gorgeous , witty film ", "null "]]  # "null" is not NaN
+    assert t.labels == ["1", "0"]
+
+
+def test_jsonl_and_parquet_read_as_the_csv_does(tmp_path):
+    rows = [{"text": s, "label": y, "id": i} for i, (s, y) in enumerate(zip(QUOTED_TEXTS, "pnm"))]
+    jsonl = tmp_path / "train.jsonl"
+    jsonl.write_text("\n".join(json.dumps(r) for r in rows) + "\n\n", encoding="utf-8")
+    parquet = tmp_path / "test.parquet"
+    pd.DataFrame(rows).to_parquet(parquet)
+    for path in (jsonl, parquet):
+        t = table(path)
+        assert (t.columns, t.labels) == ([QUOTED_TEXTS], ["p", "n", "m"])
+
+
+def test_pairs_read_both_columns_in_order(tmp_path):
+    path = tmp_path / "train.tsv"
+    path.write_text("premise\thypothesis\tlabel\na\tb\tyes\nc\td\tno\n", encoding="utf-8")
+    t = table(path, ("hypothesis", "premise"))
+    assert t.columns == [["b", "d"], ["a", "c"]]
+    examples = to_examples(t, class_ids(t, None)[1])
+    assert examples == Examples(["b", "d"], [1, 0], ["a", "c"])
+
+
+def _labels(tmp_path, values):
+    path = tmp_path / "train.jsonl"
+    path.write_text("".join(json.dumps({"text": "x", "label": v}) + "\n" for v in values))
+    return table(path)
 
 
 @pytest.mark.parametrize(
-    ("content", "message"),
+    ("values", "names", "expected_names", "expected_ids"),
     [
-        (b"", "t.tsv is empty: expected a header 'sentence<TAB>label' and rows"),
-        (b"sentence\tscore\nfine\t1\n", "t.tsv: no 'label' column in header ['sentence', 'score']"),
-        (b"sentence\tlabel\nfine\t2\n", "t.tsv:2: label '2' is not allowed: use 0 or 1"),
-        (b"sentence\tlabel\nfine\t1\n \t0\n", "t.tsv:3: empty sentence"),
-        (
-            b"sentence\tlabel\nok\t1\n\xff\xfe\t0\n",
-            "t.tsv:3: bytes that are not UTF-8 (at byte 20)",
-        ),
-        (b"sentence\tlabel\nok\t1\textra\n", "t.tsv:2: 3 fields, the header has 2"),
-        (b"sentence\tlabel\n", "t.tsv has a header but no rows"),
+        (["pos", "neg", "neu", "neg"], None, ("neg", "neu", "pos"), [2, 0, 1, 0]),
+        (["pos", "neg", "neu"], ("pos", "neu", "neg"), ("pos", "neu", "neg"), [0, 2, 1]),
+        ([1, 0, 1], ("negative", "positive"), ("negative", "positive"), [1, 0, 1]),
+        ([10, 2, 9], None, ("2", "9", "10"), [2, 0, 1]),  # integers sort as numbers
+        (["1", "0"], None, ("0", "1"), [1, 0]),
     ],
 )
-def test_read_glue_tsv_rejects_bad_files_naming_the_line(tmp_path, content, message):
-    path = tmp_path / "t.tsv"
+def test_classes_are_sorted_train_labels_or_data_labels(
+    tmp_path, values, names, expected_names, expected_ids
+):
+    t = _labels(tmp_path, values)
+    got_names, ids = class_ids(t, names)
+    assert got_names == expected_names
+    assert to_examples(t, ids).labels == expected_ids
+
+
+def test_label_errors_name_the_file_row_and_value(tmp_path):
+    with pytest.raises(DataError) as one:
+        class_ids(_labels(tmp_path, ["a", "a"]), None)
+    assert str(one.value) == (
+        f"{tmp_path}/train.jsonl: every row has the label 'a': "
+        "a classifier needs at least two classes"
+    )
+    with pytest.raises(DataError) as unused:
+        class_ids(_labels(tmp_path, ["a", "b"]), ("a", "b", "c"))
+    assert (
+        str(unused.value)
+        == f"{tmp_path}/train.jsonl: no row has the label 'c' that data.labels names"
+    )
+    names, ids = class_ids(_labels(tmp_path, ["a", "b"]), None)
+    with pytest.raises(DataError) as outside:
+        to_examples(_labels(tmp_path, ["b", "a", "c"]), ids)
+    assert str(outside.value) == f"{tmp_path}/train.jsonl line 3: label 'c' is not a class (a, b)"
+    _, ids = class_ids(_labels(tmp_path, [0, 1]), ("n", "p"))
+    with pytest.raises(DataError) as integer:
+        to_examples(_labels(tmp_path, [0, 2]), ids)
+    assert str(integer.value) == f"{tmp_path}/train.jsonl line 2: label '2' is not a class (0, 1)"
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        ("t.csv", b"text,score\nfine,1\n", "t.csv: no column 'label' (it has: score, text); set"),
+        (
+            "t.csv",
+            b"text,label\nfine,1\n  ,0\n",
+            "t.csv row 3: text is '  ': every row needs some text",
+        ),
+        ("t.csv", b"text,label\nfine,1\nok\n", "t.csv row 3: label is '': every row needs a label"),
+        ("t.csv", b"text,label\n", "t.csv has a header but no rows"),
+        ("t.csv", b"text,label\nok,1\n\xff\xfe,0\n", "t.csv: bytes that are not UTF-8 (at byte"),
+        ("t.csv", b'text,label\nok,1\n"open,1\n', "t.csv row 3: unexpected end of data"),
+        ("t.csv", b"text,label\nok,1,extra\n", "t.csv row 2: 3 fields, the header has 2"),
+        ("t.jsonl", b'{"text": "a", "label": 1}\n{"text": "b"\n', "t.jsonl line 2: not JSON"),
+        ("t.jsonl", b'["a", 1]\n', "t.jsonl line 1: expected a JSON object"),
+        (
+            "t.jsonl",
+            b'{"text": "a", "label": 1}\n\n{"label": 1}\n',
+            "t.jsonl line 3: text is missing",
+        ),
+        ("t.csv", b"text,label\nfine,1\n\nok,0\n", "t.csv row 3: text is '': every row needs"),
+        (
+            "t.jsonl",
+            b'{"text": "a", "label": 1}\n{"text": 5, "label": 1}\n',
+            "t.jsonl line 2: text is 5",
+        ),
+        ("t.jsonl", b'{"text": "a", "label": 1.5}\n', "t.jsonl line 1: label is 1.5: every row"),
+        ("t.parquet", b"PAR1 not really", "t.parquet is not a readable Parquet file"),
+    ],
+)
+def test_bad_files_are_one_line_naming_file_and_row(tmp_path, name, content, message):
+    path = tmp_path / name
     path.write_bytes(content)
     with pytest.raises(DataError) as info:
-        read_glue_tsv(path)
-    assert str(info.value) == f"{tmp_path}/{message}"
+        table(path)
+    assert str(info.value).startswith(f"{tmp_path}/{message}")
+    assert "\n" not in str(info.value)
 
 
-def test_split_is_stratified_seeded_and_capped():
-    rows = tiny_sentences(100, seed=0)
-    examples = Examples([s for s, _ in rows], [y for _, y in rows])
-    train, val = split_train_val(examples, 0.1, seed=3)
-    assert (len(train), len(val)) == (90, 10)
-    assert sum(val.labels) == 5  # stratified: half positive, like the whole
-    assert sorted(train.sentences + val.sentences) == sorted(examples.sentences)
-    again, _ = split_train_val(examples, 0.1, seed=3)
-    assert again == train
-    capped, _ = split_train_val(examples, 0.1, seed=3, max_train=7)
-    assert capped.sentences == train.sentences[:7]
+def test_raw_files_finds_roles_and_refuses_ambiguity(tmp_path):
+    assert raw_files(tmp_path / "absent") == {}
+    for name in ("train.csv", "dev.tsv", "test.parquet", "notes.txt"):
+        (tmp_path / name).write_text("x")
+    assert raw_files(tmp_path) == {
+        "train": tmp_path / "train.csv",
+        "validation": tmp_path / "dev.tsv",
+        "test": tmp_path / "test.parquet",
+    }
+    (tmp_path / "validation.jsonl").write_text("x")
+    with pytest.raises(DataError, match=r"holds validation.jsonl and dev.tsv: keep one validation"):
+        raw_files(tmp_path)
+    (tmp_path / "train.csv").unlink()
+    (tmp_path / "validation.jsonl").unlink()
+    with pytest.raises(DataError, match=r"has dev.tsv, test.parquet but no train file"):
+        raw_files(tmp_path)
 
 
-SENTENCES = [
-    ("a gorgeous , witty film", 1),
-    ("gorgeous", 1),
-    ("witty film", 1),
-    ("a dull , tired mess", 0),
-    ("tired mess", 0),
-    ("dull", 0),
-    ("the plot is fun", 1),
-    ("fun", 1),
-    ("the story is flat", 0),
-    ("flat", 0),
-    ("film", 1),
-]
+def test_prepared_files_hold_any_text_and_are_byte_identical(tmp_path):
+    examples = Examples(["tab\there", 'new\nline "quoted"', "ünï"], [2, 0, 1], ["a", "b\r\n", "c"])
+    names = ("x", "y", "z")
+    write_examples(tmp_path / "a.jsonl", examples, names)
+    write_examples(tmp_path / "b.jsonl", examples, names)
+    assert (tmp_path / "a.jsonl").read_bytes() == (tmp_path / "b.jsonl").read_bytes()
+    assert read_examples(tmp_path / "a.jsonl", names) == examples
+    assert (tmp_path / "a.jsonl").read_text().count("\n") == 3
 
 
-def test_sentence_split_keeps_every_phrase_with_its_sentence():
-    examples = Examples([s for s, _ in SENTENCES], [y for _, y in SENTENCES])
-    train, val, dropped = sentence_split(examples, val_fraction=0.5, seed=0)
-    # sentences: the four phrases inside no other phrase; half of them (stratified) are val
-    assert val.sentences == ["the plot is fun", "a dull , tired mess"]
-    assert val.labels == [1, 0]
-    # "fun", "tired mess" and "dull" sit inside a val sentence: dropped from train
-    assert dropped == 3
-    assert sorted(train.sentences) == sorted(
-        ["the story is flat", "witty film", "film", "flat", "a gorgeous , witty film", "gorgeous"]
+def test_hub_download_writes_class_names_and_skips_hidden_test_labels(tmp_path):
+    from datasets import ClassLabel, Dataset, DatasetDict, Features, Value
+
+    features = Features({"sentence": Value("string"), "label": ClassLabel(names=["neg", "pos"])})
+    hub = DatasetDict(
+        {
+            "train": Dataset.from_dict({"sentence": ["a", "b"], "label": [1, 0]}, features),
+            "validation": Dataset.from_dict({"sentence": ["c"], "label": [0]}, features),
+            "test": Dataset.from_dict({"sentence": ["d"], "label": [-1]}, features),
+        }
     )
-    for sentence in val.sentences:
-        for phrase in train.sentences:
-            assert f" {phrase} " not in f" {sentence} ", (phrase, sentence)
-    assert len(train) + len(val) + dropped == len(examples)
-    assert dropped == sum(
-        any(f" {p} " in f" {v} " for v in val.sentences) for p in examples.sentences
-    ) - len(val)
+    hub.save_to_disk(tmp_path / "hub")
+    import datasets
 
-
-def test_sentence_split_is_seeded_and_capped():
-    examples = Examples([s for s, _ in SENTENCES], [y for _, y in SENTENCES])
-    first = sentence_split(examples, 0.5, seed=3)
-    assert sentence_split(examples, 0.5, seed=3) == first
-    capped, _, _ = sentence_split(examples, 0.5, seed=3, max_train=2)
-    assert capped.sentences == first[0].sentences[:2]
+    original = datasets.load_dataset
+    datasets.load_dataset = lambda source, config: datasets.load_from_disk(source)
+    try:
+        found = ensure_raw(tmp_path / "raw", str(tmp_path / "hub"), "any")
+    finally:
+        datasets.load_dataset = original
+    assert found == {
+        "train": tmp_path / "raw/train.jsonl",
+        "validation": tmp_path / "raw/validation.jsonl",
+    }
+    assert (tmp_path / "raw/train.jsonl").read_text() == (
+        '{"sentence": "a", "label": "pos"}\n{"sentence": "b", "label": "neg"}\n'
+    )

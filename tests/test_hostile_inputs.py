@@ -26,10 +26,23 @@ ADAPTER = ("models/adapter.json", "models/adapter.safetensors")
 COMMANDS = {
     "fetch": ((fetch, []), ("params.yaml",)),
     "prepare": ((prepare, []), ("params.yaml", "data/raw/sst2/train.tsv", "data/raw/sst2/dev.tsv")),
-    "tokenize": ((tokenize, []), ("params.yaml", "data/prepared/val.tsv", f"{MODEL}/config.json")),
+    "tokenize": (
+        (tokenize, []),
+        (
+            "params.yaml",
+            "data/prepared/val.jsonl",
+            "data/prepared/summary.json",
+            f"{MODEL}/config.json",
+        ),
+    ),
     "train": (
         (train, ["--no-progress"]),
-        ("params.yaml", "data/tokenized/train.safetensors", f"{MODEL}/model.safetensors"),
+        (
+            "params.yaml",
+            "data/tokenized/train.safetensors",
+            "data/tokenized/task.json",
+            f"{MODEL}/model.safetensors",
+        ),
     ),
     "evaluate": ((evaluate, []), ("params.yaml", *ADAPTER, "data/tokenized/test.safetensors")),
     "predict": ((cli, ["predict", "good film"]), ("params.yaml", *ADAPTER)),

@@ -39,7 +39,12 @@ def test_pipeline_repro_caches_and_experiments(tiny_project):
         "accuracy_ci95_high",
         "f1_ci95_low",
         "f1_ci95_high",
+        "macro_f1",
+        "macro_f1_ci95_low",
+        "macro_f1_ci95_high",
+        "per_class",
     }
+    assert set(metrics["test"]["per_class"]) == {"negative", "positive"}
     low, high = metrics["test"]["accuracy_ci95_low"], metrics["test"]["accuracy_ci95_high"]
     assert low <= metrics["test"]["accuracy"] <= high
     assert metrics["test"]["examples"] == 40
@@ -65,8 +70,8 @@ def test_pipeline_without_raw_data_offline_fails_cleanly(tiny_project):
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1
-    assert lines[0].startswith("error: no data/raw/sst2/train.tsv and dev.tsv, and nyu-mll/glue")
-    assert "copy GLUE's SST-2 TSVs into data/raw/sst2/ (README section 'Offline')" in lines[0]
+    assert lines[0].startswith("error: no train file in data/raw/sst2/, and nyu-mll/glue/sst2")
+    assert lines[0].endswith("or GLUE's SST-2 TSVs (README 'Offline')")
     assert not (tiny_project / "data/prepared").exists()
     assert [p.name for p in (tiny_project / "data").iterdir()] == ["raw"]
 
@@ -93,9 +98,14 @@ def test_fresh_clone_repro_downloads_the_raw_data_then_reproduces_the_commit(com
     assert f"downloading {hub}/sst2 into data/raw/glue/" in proc.stdout
     # train's outputs come out byte-identical to the commit's, so evaluate is up to date
     assert _ran(proc.stdout) == ["prepare", "tokenize", "train"]
-    for name in ("train.tsv", "dev.tsv"):  # the same bytes as the mirror the commit used
-        raw = (project / "data/raw/glue" / name).read_bytes()
-        assert raw == (committed / "data/raw/sst2" / name).read_bytes()
+    # JSON Lines with the hub's class names: the same rows as the mirror the commit used
+    assert sorted(p.name for p in (project / "data/raw/glue").iterdir()) == [
+        "train.jsonl",
+        "validation.jsonl",
+    ]
+    for split in ("train", "val", "test"):
+        name = f"data/prepared/{split}.jsonl"
+        assert (project / name).read_bytes() == (committed / name).read_bytes()
     assert _hashes(project, RESULTS) == _hashes(committed, RESULTS)
 
 
@@ -106,8 +116,8 @@ def test_fresh_clone_repro_offline_prints_the_one_line_and_writes_nothing(commit
     assert proc.returncode != 0 and "Traceback" not in proc.stderr
     ours = [line for line in proc.stderr.splitlines() if line.startswith("error: ")]
     assert len(ours) == 1
-    assert ours[0].startswith("error: no data/raw/sst2/train.tsv and dev.tsv, and nyu-mll/glue")
-    assert ours[0].endswith("copy GLUE's SST-2 TSVs into data/raw/sst2/ (README section 'Offline')")
+    assert ours[0].startswith("error: no train file in data/raw/sst2/, and nyu-mll/glue/sst2")
+    assert ours[0].endswith("or GLUE's SST-2 TSVs (README 'Offline')")
     assert "failed to reproduce 'fetch'" in proc.stderr
     assert snapshot(project, skip=(".dvc/tmp",)) == before
 

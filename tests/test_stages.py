@@ -6,7 +6,7 @@ import os
 import numpy as np
 import torch
 
-from lora_core.data import read_glue_tsv
+from lora_core.data import read_examples
 from lora_core.tokens import load_tokenized
 from stages import evaluate, fetch, prepare, tokenize, train
 from tests.conftest import set_params, snapshot
@@ -17,13 +17,18 @@ def test_stages_main_in_order(tiny_project, monkeypatch, capsys):
 
     assert prepare.main([]) == 0
     summary = json.loads((tiny_project / "data/prepared/summary.json").read_text())
-    assert summary["splits"] == {
-        "train": {"rows": 180, "positive": 90, "negative": 90},
-        "val": {"rows": 20, "positive": 10, "negative": 10},
-        "test": {"rows": 40, "positive": 20, "negative": 20},
+    half = lambda n: {"rows": n, "labels": {"negative": n // 2, "positive": n // 2}}  # noqa: E731
+    assert summary["splits"] == {"train": half(180), "val": half(20), "test": half(40)}
+    assert set(summary["raw_sha256"]) == {"train.tsv", "dev.tsv"}
+    assert (summary["labels"], summary["text_columns"]) == (["negative", "positive"], ["sentence"])
+    assert summary["split"] == "random"
+    assert summary["sources"] == {
+        "train": "train.tsv",
+        "val": "0.1 of train.tsv (random split)",
+        "test": "dev.tsv",
     }
-    assert set(summary["raw_sha256"]) == {"train", "dev"}
-    assert len(read_glue_tsv(tiny_project / "data/prepared/test.tsv")) == 40
+    prepared = read_examples(tiny_project / "data/prepared/test.jsonl", ("negative", "positive"))
+    assert len(prepared) == 40
 
     assert tokenize.main([]) == 0
     plain = tiny_project / "plain.txt"
@@ -32,9 +37,11 @@ def test_stages_main_in_order(tiny_project, monkeypatch, capsys):
     assert modes == {os.stat(plain).st_mode & 0o777}  # safetensors itself writes 0600
     test = load_tokenized(tiny_project / "data/tokenized", "test")
     assert len(test) == 40 and test.lengths.max() <= 32
-    assert np.array_equal(
-        test.labels, read_glue_tsv(tiny_project / "data/prepared/test.tsv").labels
-    )
+    assert np.array_equal(test.labels, prepared.labels)
+    task = json.loads((tiny_project / "data/tokenized/task.json").read_text())
+    assert task["labels"] == ["negative", "positive"] and task["max_length"] == 32
+    assert set(task["lengths"]) == {"train", "val", "test"}
+    assert task["lengths"]["test"]["rows"] == 40 and task["lengths"]["test"]["truncated"] == 0
 
     assert train.main(["--no-progress"]) == 0
     metrics = json.loads((tiny_project / "metrics/train.json").read_text())
@@ -93,7 +100,7 @@ def test_fetch_validates_and_names_the_folder_and_its_files(tiny_project, monkey
     )
     assert json.loads((tiny_project / "data/fetch.json").read_text()) == {
         "dir": "data/raw/sst2",
-        "files": {"train": "train.tsv", "dev": "dev.tsv"},
+        "files": {"train": "train.tsv", "validation": "dev.tsv"},
     }
 
 
@@ -107,8 +114,10 @@ def test_fetch_of_another_empty_data_dir_offline_is_one_line_and_writes_nothing(
     assert fetch.main([]) == 2
     out, err = capsys.readouterr()
     assert out == "downloading nyu-mll/glue/rte into data/raw/rte/\n"
-    assert err.startswith("error: no data/raw/rte/train.tsv and dev.tsv, and nyu-mll/glue/rte ")
-    assert err.endswith("copy GLUE's SST-2 TSVs into data/raw/rte/ (README section 'Offline')\n")
+    assert err.startswith("error: no train file in data/raw/rte/, and nyu-mll/glue/rte cannot ")
+    assert err.endswith(
+        "put your files there (README 'Your own data') or GLUE's SST-2 TSVs (README 'Offline')\n"
+    )
     assert len(err.splitlines()) == 1
     assert snapshot(tiny_project, skip=("params.yaml",)) == before
 

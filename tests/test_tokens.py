@@ -4,12 +4,16 @@ import numpy as np
 import pytest
 import torch
 
+from lora_core.data import DataError
 from lora_core.pretrained import load_tokenizer
 from lora_core.tokens import (
+    TASK,
     bucket_batches,
     collate,
     count_bucket_batches,
+    length_summary,
     load_tokenized,
+    read_task,
     save_tokenized,
     sorted_batches,
     split_file,
@@ -26,8 +30,10 @@ def tokenizer(tmp_path_factory):
 
 
 def test_tokenize_is_unpadded_and_round_trips_byte_identically(tokenizer, tmp_path):
-    split = tokenize(tokenizer, ["good film", "a very dull plot"], [1, 0], max_length=4)
+    split, full = tokenize(tokenizer, ["good film", "a very dull plot"], [1, 0], max_length=4)
     assert split.lengths.tolist() == [4, 4]  # [CLS] good film [SEP]; truncated to 4
+    assert full.tolist() == [4, 6]  # [CLS] a very dull plot [SEP] before the cut
+    assert split.type_ids is None and "token_type_ids" not in collate(split, np.arange(2))
     assert split.ids[:4].tolist() == tokenizer("good film")["input_ids"]
     for folder in ("a", "b"):
         (tmp_path / folder).mkdir()
@@ -79,7 +85,7 @@ def test_count_bucket_batches_matches_the_batches_made(n, batch_size, chunk_batc
 
 
 def test_sorted_batches_and_collate_pad_per_batch(tokenizer):
-    split = tokenize(tokenizer, ["good", "a very dull plot", "fun film"], [1, 0, 1], 16)
+    split, _ = tokenize(tokenizer, ["good", "a very dull plot", "fun film"], [1, 0, 1], 16)
     batches = sorted_batches(split.lengths, batch_size=2)
     assert [b.tolist() for b in batches] == [[0, 2], [1]]
     batch = collate(split, batches[0])
@@ -87,3 +93,46 @@ def test_sorted_batches_and_collate_pad_per_batch(tokenizer):
     assert batch["attention_mask"].tolist() == [[1, 1, 1, 0], [1, 1, 1, 1]]
     assert batch["input_ids"][0, 3] == tokenizer.pad_token_id
     assert torch.equal(batch["labels"], torch.tensor([1, 1]))
+
+
+def test_pairs_are_the_tokenizers_pair_cut_longest_first_with_segment_ids(tokenizer, tmp_path):
+    texts, pairs = ["good film", "a very dull plot and a boring story"], ["the plot", "fun"]
+    split, full = tokenize(tokenizer, texts, [1, 0], max_length=7, pairs=pairs)
+    expected = tokenizer(texts, pairs, truncation="longest_first", max_length=7)
+    for i in range(2):
+        a, b = split.offsets[i], split.offsets[i + 1]
+        assert split.ids[a:b].tolist() == expected["input_ids"][i]
+        assert split.type_ids[a:b].tolist() == expected["token_type_ids"][i]
+    # [CLS] good film [SEP] the plot [SEP]; the second row lost its longer first text's tail
+    assert split.ids[:7].tolist() == tokenizer("good film", "the plot")["input_ids"]
+    assert full.tolist() == [7, 12]
+    batch = collate(split, np.array([1, 0]))
+    assert batch["token_type_ids"].tolist() == [[0, 0, 0, 0, 0, 1, 1], [0, 0, 0, 0, 1, 1, 1]]
+    save_tokenized(tmp_path, "train", split, {"model": "tiny"})
+    loaded = load_tokenized(tmp_path, "train")
+    assert np.array_equal(loaded.type_ids, split.type_ids) and loaded.type_ids.dtype == np.int8
+
+
+def test_length_summary_counts_cut_texts_and_percentiles(tokenizer):
+    texts = ["good"] * 7 + ["a very dull plot and a boring story"] * 3
+    split, full = tokenize(tokenizer, texts, [1] * 10, max_length=5)
+    assert length_summary(split, full, 5) == {
+        "rows": 10,
+        "tokens": 7 * 3 + 3 * 5,
+        "truncated": 3,
+        "truncated_percent": 30.0,
+        "length_p50": 3,
+        "length_p90": 10,
+        "length_p99": 10,
+        "length_max": 10,
+    }
+
+
+def test_read_task_names_the_damage(tmp_path):
+    with pytest.raises(DataError, match=r"task.json not found: run `dvc repro tokenize`"):
+        read_task(tmp_path)
+    (tmp_path / TASK).write_text('{"labels": ["only"], "text_columns": ["sentence"]}')
+    with pytest.raises(DataError, match=r"task.json is damaged: run `dvc repro --force tokenize`"):
+        read_task(tmp_path)
+    (tmp_path / TASK).write_text('{"labels": ["a", "b", "c"], "text_columns": ["x", "y"]}')
+    assert read_task(tmp_path) == read_task(tmp_path).__class__(("a", "b", "c"), ("x", "y"))

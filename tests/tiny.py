@@ -97,3 +97,35 @@ def write_tiny_hub(folder: Path, n_train: int = 200, n_dev: int = 40) -> Path:
         card += [f"  - split: {split}", f"    path: sst2/{split}-*"]
     (folder / "README.md").write_text("\n".join([*card, "---", ""]), encoding="utf-8")
     return folder
+
+
+PAIR_CLASSES = ("contradiction", "entailment", "neutral")  # sorted: their ids are 0, 1, 2
+
+
+def tiny_pairs(n: int, seed: int) -> list[dict]:
+    """n premise/hypothesis rows in three string classes, which the hypothesis's sentiment
+    word decides (none: neutral). Some texts hold commas, quotes and a newline."""
+    rng = random.Random(seed)
+    rows = []
+    for i in range(n):
+        label = PAIR_CLASSES[i % 3]
+        words = {"entailment": POSITIVE, "contradiction": NEGATIVE, "neutral": FILLER}[label]
+        hypothesis = rng.sample(FILLER, rng.randint(1, 3)) + [rng.choice(words)]
+        premise = " , ".join(rng.sample(FILLER, rng.randint(1, 4)))
+        if i % 7 == 0:
+            premise = f'"{premise}"\nthe story'
+        rows.append({"sentence1": premise, "sentence2": " ".join(hypothesis), "label": label})
+    return rows
+
+
+def write_tiny_pairs(folder: Path, n_train: int = 240, n_val: int = 30, n_test: int = 45) -> Path:
+    """A user's own folder: train.csv (quoted, multi-line), validation.tsv, test.jsonl."""
+    import pandas as pd
+
+    folder.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame(tiny_pairs(n_train, seed=1)).to_csv(folder / "train.csv", index=False)
+    pd.DataFrame(tiny_pairs(n_val, seed=2)).to_csv(folder / "validation.tsv", sep="\t", index=False)
+    pd.DataFrame(tiny_pairs(n_test, seed=3)).to_json(
+        folder / "test.jsonl", orient="records", lines=True
+    )
+    return folder

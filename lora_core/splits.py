@@ -1,0 +1,143 @@
+"""Which rows train, validate and test: the files as given, or shares carved from train
+(stratified and seeded; for SST-2, whole sentences kept apart from their phrases)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+
+from lora_core.data import DataError, Examples, RawTable
+
+# data.split=sentence compares every contiguous run of words of every train text; past this
+# many runs (SST-2 has 5.5 million, a few seconds) the data is not SST-2's short phrases.
+MAX_SPANS = 20_000_000
+USE = "use random or auto"
+PHRASE_SHARE = 0.5  # auto picks sentence when at least this share of texts are inner phrases
+
+
+def check_stratifiable(table: RawTable, examples: Examples) -> None:
+    """A class with one row cannot be split in a stratified way: say which row it is."""
+    counts = np.bincount(np.asarray(examples.labels))
+    for i, label in enumerate(examples.labels):
+        if counts[label] == 1:
+            raise DataError(
+                f"{table.where(i)}: label {table.labels[i]!r} is its class's only row: carving "
+                "a stratified val share needs 2 or more per class (add rows, or give "
+                "validation and test files)"
+            )
+
+
+def _stratified(indices: np.ndarray, labels: list[int], fraction: float, seed: int, where: str):
+    from sklearn.model_selection import train_test_split
+
+    part = [labels[i] for i in indices]
+    try:
+        return train_test_split(indices, test_size=fraction, random_state=seed, stratify=part)
+    except ValueError as err:
+        raise DataError(
+            f"{where}: cannot carve {fraction:g} of {len(indices)} rows: {err}"
+        ) from None
+
+
+def split_random(
+    examples: Examples, fraction: float, seed: int, where: str, cap: int | None = None
+) -> tuple[Examples, Examples, int]:
+    """Seeded, stratified: (rest, the carved share, 0); ``cap`` keeps the rest's first n."""
+    rest, carved = _stratified(np.arange(len(examples)), examples.labels, fraction, seed, where)
+    return examples.subset(rest[:cap].tolist()), examples.subset(carved.tolist()), 0
+
+
+def _spans(tokens: tuple[str, ...]) -> Iterator[tuple[str, ...]]:
+    """Every contiguous run of ``tokens``, itself included."""
+    return (tokens[i:j] for i in range(len(tokens)) for j in range(i + 1, len(tokens) + 1))
+
+
+def span_count(texts: list[str]) -> int:
+    """How many word runs the sentence split would compare."""
+    lengths = np.fromiter((len(text.split()) for text in set(texts)), dtype=np.int64)
+    return int((lengths * (lengths + 1) // 2).sum())
+
+
+def inner_phrases(tokens: list[tuple[str, ...]]) -> set[tuple[str, ...]]:
+    """The texts that are a run of words inside another text."""
+    phrases = set(tokens)
+    return {span for t in phrases for span in _spans(t) if span != t and span in phrases}
+
+
+def split_sentence(
+    examples: Examples, fraction: float, seed: int, where: str, cap: int | None = None
+) -> tuple[Examples, Examples, int]:
+    """The carved share = whole sentences only; the rest = every phrase in none of them.
+
+    GLUE's SST-2 train holds phrases cut from the parse trees of its sentences. A sentence
+    is a phrase contained in no other phrase (as a run of words). ``fraction`` of the
+    sentences (seeded, stratified) are carved out; a phrase inside any of them leaves the
+    rest, so no carved text is seen in training. Returns (rest, carved, phrases dropped);
+    ``cap`` keeps a seeded sample of the rest.
+    """
+    tokens = [tuple(s.split()) for s in examples.texts]  # (n,) word tuples
+    inner = inner_phrases(tokens)
+    sentences = np.array([i for i, t in enumerate(tokens) if t not in inner])
+    _, carved = _stratified(sentences, examples.labels, fraction, seed, where)
+    seen = {span for i in carved for span in _spans(tokens[i])}
+    kept = [i for i, t in enumerate(tokens) if t not in seen]
+    dropped = len(tokens) - len(carved) - len(kept)
+    kept = np.random.default_rng(seed).permutation(kept)[:cap]  # a cap takes a sample
+    return examples.subset(kept.tolist()), examples.subset(carved.tolist()), dropped
+
+
+def resolve_split(kind: str, train: Examples, where: str) -> str:
+    """data.split's value for this data: ``auto`` is ``sentence`` for SST-2-style phrase
+    data (half the texts or more inside other texts), else ``random``."""
+    if kind == "random" or (kind == "auto" and train.pairs is not None):
+        return "random"
+    spans = span_count(train.texts)
+    if kind == "sentence":
+        if train.pairs is not None:
+            raise DataError(f"data.split = 'sentence' is not allowed with two text columns: {USE}")
+        if spans > MAX_SPANS:
+            raise DataError(
+                f"data.split = 'sentence' is not allowed for {where}: its texts hold {spans:,} "
+                f"word runs to compare (at most {MAX_SPANS:,}); it is for SST-2's short phrases: "
+                + USE
+            )
+        return "sentence"
+    if spans > MAX_SPANS:
+        return "random"
+    tokens = [tuple(s.split()) for s in train.texts]
+    inner = inner_phrases(tokens)
+    share = sum(t in inner for t in tokens) / len(tokens)
+    return "sentence" if share >= PHRASE_SHARE else "random"
+
+
+SPLITTERS = {"random": split_random, "sentence": split_sentence}
+
+
+def assign(files: dict[str, Examples], names: dict[str, str], cfg) -> tuple[dict, dict, str, int]:
+    """(train/val/test examples, where each came from, the split kind used, phrases dropped).
+
+    test = the test file, else the validation file (SST-2: GLUE dev is the test set); val =
+    the validation file when it is not the test set, else carved from train; a train file
+    alone gives test too (``test_fraction`` of it, then ``val_fraction`` of the rest).
+    ``names`` are the files' names; ``cfg`` is the data section of params.
+    """
+    train, where, cap = files["train"], names["train"], cfg.max_train_examples
+    if "test" in files and "validation" in files:
+        sample = np.random.default_rng(cfg.seed).permutation(len(train))[:cap]  # all, shuffled
+        splits = {"train": train.subset(sample.tolist()), "val": files["validation"]}
+        sources = {"train": where, "val": names["validation"], "test": names["test"]}
+        return {**splits, "test": files["test"]}, sources, "none", 0
+    kind = resolve_split(cfg.split, train, where)
+    carve, dropped = SPLITTERS[kind], 0
+    role = "test" if "test" in files else "validation" if "validation" in files else None
+    if role is None:
+        train, test, dropped = carve(train, cfg.test_fraction, cfg.seed, where)
+        test_source = f"{cfg.test_fraction:g} of {where} ({kind} split)"
+    else:
+        test, test_source = files[role], names[role]
+    train, val, more = carve(train, cfg.val_fraction, cfg.seed, where, cap)
+    rest = "" if role else " after test"
+    sources = {"train": where, "val": f"{cfg.val_fraction:g} of {where}{rest} ({kind} split)"}
+    sources["test"] = test_source
+    return {"train": train, "val": val, "test": test}, sources, kind, dropped + more

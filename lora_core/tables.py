@@ -1,0 +1,146 @@
+"""Files of rows, read by parsers that know their formats: CSV and TSV (quoted fields with
+separators, quotes and newlines; a BOM; CRLF), JSON Lines, Parquet. Rows are numbered as
+the user sees them: a CSV's header is row 1, as in a spreadsheet; a JSON Lines row is its
+line. Shared by the prepare stage and `lora-sst2 predict --file`."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from lora_core.errors import DataError
+from lora_core.files import decode_utf8
+
+FORMATS = (".csv", ".tsv", ".jsonl", ".parquet")
+
+
+@dataclass(frozen=True)
+class Table:
+    """Some columns of one file: a list of values per column, as the file holds them."""
+
+    path: Path
+    columns: list[list]
+    first_row: int = 2  # the number of the first data row
+    unit: str = "row"
+    numbers: list[int] | None = None  # each row's number, where rows skip some (JSON Lines)
+
+    def where(self, i: int) -> str:
+        """Where data row ``i`` (from 0) is, as the user finds it: ``train.csv row 7``."""
+        number = self.numbers[i] if self.numbers is not None else i + self.first_row
+        return f"{self.path} {self.unit} {number}"
+
+    def texts(self, k: int, name: str) -> list[str]:
+        """Column ``k`` (called ``name``) as texts; an empty or non-text value names its row."""
+        values = self.columns[k]
+        for i, value in enumerate(values):
+            if not isinstance(value, str) or not value.strip():
+                shown = "missing" if value is None else repr(value)
+                raise DataError(f"{self.where(i)}: {name} is {shown}: every row needs some text")
+        return values
+
+
+def read_columns(path: Path, wanted: list[str], hint: str = "") -> Table:
+    """The ``wanted`` columns of a .csv, .tsv, .jsonl or .parquet file, by name; a missing
+    column is an error that names the file's columns, then ``hint``."""
+    suffix = path.suffix.lower()
+    if suffix == ".jsonl":
+        numbers, rows = _read_jsonl(path)
+        _check_columns(path, wanted, set(rows[0]), hint)
+        table = Table(path, [[r.get(c) for r in rows] for c in wanted], 1, "line", numbers)
+    elif suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        try:
+            _check_columns(path, wanted, set(pq.read_schema(path).names), hint)
+            data = pq.read_table(path, columns=wanted)
+        except (OSError, ValueError) as err:  # pyarrow's errors derive from these
+            raise DataError(f"{path} is not a readable Parquet file ({first_line(err)})") from None
+        table = Table(path, [data.column(c).to_pylist() for c in wanted], 1, "row")
+    else:
+        frame = _read_delimited(path, "\t" if suffix == ".tsv" else ",")
+        _check_columns(path, wanted, set(frame.columns), hint)
+        table = Table(path, [frame[c].tolist() for c in wanted], 2, "row")
+    if not table.columns[0]:
+        raise DataError(f"{path} has a header but no rows")
+    return table
+
+
+def _read_delimited(path: Path, sep: str):
+    """A CSV or TSV with a header, as strings: quoted fields may hold the separator, quotes
+    and newlines; a BOM and CRLF line ends are fine; nothing is read as NaN."""
+    import warnings
+
+    import pandas as pd
+
+    try:
+        with warnings.catch_warnings():  # a row with more fields than the header: an error
+            warnings.simplefilter("error", pd.errors.ParserWarning)
+            frame = pd.read_csv(
+                path, sep=sep, dtype=str, keep_default_na=False, na_filter=False,
+                encoding="utf-8-sig", engine="c", index_col=False, skip_blank_lines=False,
+            )  # fmt: skip
+    except UnicodeDecodeError as err:
+        raise DataError(f"{path}: bytes that are not UTF-8 (at byte {err.start})") from None
+    except pd.errors.EmptyDataError:
+        raise DataError(f"{path} is empty: expected a header row and rows") from None
+    except (pd.errors.ParserError, pd.errors.ParserWarning, ValueError) as err:
+        raise DataError(f"{path} {_bad_row(path, sep) or first_line(err)}") from None
+    if frame.columns.duplicated().any():
+        raise DataError(f"{path}: the header names a column twice ({list(frame.columns)})")
+    return frame
+
+
+def _bad_row(path: Path, sep: str) -> str | None:
+    """Where a file the fast parser refused goes wrong, found by Python's csv module."""
+    import csv
+
+    with open(path, encoding="utf-8-sig", newline="") as f:
+        reader = csv.reader(f, delimiter=sep, strict=True)
+        width, number = len(next(reader, [])), 1
+        try:
+            for number, row in enumerate(reader, start=2):
+                if len(row) > width:
+                    return f"row {number}: {len(row)} fields, the header has {width}"
+        except csv.Error as err:
+            return f"row {number + 1}: {err} (a quote opened and never closed?)"
+    return None
+
+
+def _read_jsonl(path: Path) -> tuple[list[int], list[dict]]:
+    """(line numbers, objects): one object a line; blank lines are skipped."""
+    text = decode_utf8(_read_bytes(path), str(path), DataError)
+    numbers, rows = [], []
+    for number, line in enumerate(text.split("\n"), start=1):  # JSON escapes any newline
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise DataError(f"{path} line {number}: not JSON ({err.msg})") from None
+        if not isinstance(row, dict):
+            raise DataError(f"{path} line {number}: expected a JSON object, got {line[:40]!r}")
+        numbers.append(number)
+        rows.append(row)
+    if not rows:
+        raise DataError(f"{path} has no rows")
+    return numbers, rows
+
+
+def _check_columns(path: Path, wanted: list[str], present: set[str], hint: str) -> None:
+    for column in wanted:
+        if column not in present:
+            have = ", ".join(sorted(map(str, present))) or "none"
+            raise DataError(f"{path}: no column {column!r} (it has: {have}){hint}")
+
+
+def _read_bytes(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as err:
+        raise DataError(f"cannot read {path}: {err.strerror}") from None
+
+
+def first_line(err: Exception) -> str:
+    """An exception's message, its first line only."""
+    return (str(err).strip().splitlines() or [type(err).__name__])[0]

@@ -1,0 +1,64 @@
+"""A user's own folder through the whole DAG: three string classes, sentence pairs, a quoted
+multi-line CSV beside a TSV and JSON Lines, the folder tracked by `dvc add`."""
+
+import json
+
+import numpy as np
+
+from tests.conftest import lora, run, set_params
+from tests.tiny import PAIR_CLASSES, tiny_pairs, write_tiny_pairs
+
+PAIRS = {"dir": "data/raw/pairs", "text_columns": ["sentence1", "sentence2"], "labels": None}
+
+
+def test_three_class_pairs_through_dvc_repro_and_predict(tiny_project, monkeypatch, capsys):
+    write_tiny_pairs(tiny_project / "data/raw/pairs")
+    set_params(tiny_project, {"data": PAIRS})
+    run(["dvc", "add", "-q", "data/raw/pairs"], tiny_project)  # versioned the DVC way
+    run(["git", "add", "-A"], tiny_project)
+    run(["git", "commit", "-qm", "own data"], tiny_project)
+    run(["dvc", "repro", "-q"], tiny_project)
+
+    summary = json.loads((tiny_project / "data/prepared/summary.json").read_text())
+    assert summary["labels"] == list(PAIR_CLASSES)
+    assert summary["sources"] == {
+        "train": "train.csv",
+        "val": "validation.tsv",
+        "test": "test.jsonl",
+    }
+    assert {k: v["rows"] for k, v in summary["splits"].items()} == {
+        "train": 240,
+        "val": 30,
+        "test": 45,
+    }
+    assert summary["splits"]["test"]["labels"] == {name: 15 for name in PAIR_CLASSES}
+    first = json.loads((tiny_project / "data/prepared/train.jsonl").read_text().splitlines()[0])
+    assert set(first) == {"text", "text_pair", "label"}
+
+    config = json.loads((tiny_project / "models/adapter.json").read_text())
+    assert (config["labels"], config["text_columns"]) == (list(PAIR_CLASSES), PAIRS["text_columns"])
+    scores = json.loads((tiny_project / "metrics/eval.json").read_text())
+    assert set(scores["test"]["per_class"]) == set(PAIR_CLASSES)
+    assert "f1" not in scores["test"] and "macro_f1" in scores["test"]
+    plots = {p.name for p in (tiny_project / "metrics/plots").iterdir()}
+    assert plots == {"confusion.json", "confusion.png", "training.png"}  # no ROC/PR for 3
+    confusion = json.loads((tiny_project / "metrics/plots/confusion.json").read_text())
+    assert {p["actual"] for p in confusion} == set(PAIR_CLASSES)
+
+    rows = tiny_pairs(6, seed=4)
+    lines = ["sentence1\tsentence2"] + [
+        f"{r['sentence1'].splitlines()[-1]}\t{r['sentence2']}" for r in rows
+    ]
+    (tiny_project / "pairs.tsv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    code, out, err = lora(
+        monkeypatch, capsys, tiny_project, "predict", "--json", "--file", "pairs.tsv"
+    )
+    assert (code, err) == (0, "")
+    predictions = [json.loads(line) for line in out.splitlines()]
+    assert [p["text_pair"] for p in predictions] == [r["sentence2"] for r in rows]
+    for p in predictions:
+        assert set(p["probabilities"]) == set(PAIR_CLASSES)
+        assert np.isclose(sum(p["probabilities"].values()), 1.0, atol=1e-5)
+        assert p["label"] == max(p["probabilities"], key=p["probabilities"].get)
+    status = json.loads(run(["dvc", "status", "--json"], tiny_project).stdout)
+    assert status == {"fetch": ["always changed"]}
