@@ -65,7 +65,8 @@ from common import (
 from lora_core.config import LoraConfig, ModelConfig, TrainConfig
 from lora_core.inject import count_parameters, load_lora_state_dict
 from lora_core.layer import LoRALinear
-from lora_core.loop import accuracy, train_model
+from lora_core.loop import train_model
+from lora_core.metrics import accuracy
 from lora_core.model import build_classifier
 from lora_core.pretrained import load_base_model, load_tokenizer
 from lora_core.runtime import autocast, predict_logits, resolve_precision, use_attention

@@ -12,73 +12,70 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from lora_core.config import MAX_LENGTH, MODES, LoraConfig, ModelConfig, Params, build
-from lora_core.errors import ConfigError, LoraSst2Error, check_keys, errors_from
+from lora_core.config import MAX_LENGTH, MODES, LoraConfig, ModelConfig, Params, Section, build
+from lora_core.errors import LoraSst2Error, check_keys, errors_from
 from lora_core.files import json_text, read_json
 from lora_core.inject import load_lora_state_dict
 from lora_core.model import build_classifier
 from lora_core.pretrained import BASE_DIR, LABELS
+from lora_core.tokens import Task
 
 WEIGHTS, CONFIG = "adapter.safetensors", "adapter.json"
 PEFT_WEIGHTS, PEFT_CONFIG = "adapter_model.safetensors", "adapter_config.json"  # PEFT's
-LENGTHS = f"an integer from 2 to {MAX_LENGTH}"
+LENGTHS = f"must be an integer from 2 to {MAX_LENGTH}"
 FORMAT = 1
 
 
 @dataclass(frozen=True)
-class AdapterConfig:
-    """What loading needs to rebuild the model an adapter was trained on (``adapter.json``)."""
+class AdapterConfig(Section):
+    """What loading needs to rebuild the model an adapter was trained on (``adapter.json``),
+    checked by the same rules as params.yaml's sections."""
 
     base_model: str
     max_length: int
     mode: str
     train_pooler: bool
     lora: LoraConfig
-    labels: tuple[str, ...] = LABELS
+    labels: tuple[str, ...] = LABELS  # class names in id order
+    text_columns: tuple[str, ...] = ("sentence",)  # one text, or a sentence pair
     format: int = FORMAT
 
     @classmethod
-    def from_params(cls, params: Params) -> AdapterConfig:
-        """The config of an adapter trained with ``params``."""
+    def from_params(cls, params: Params, task: Task | None = None) -> AdapterConfig:
+        """The config of an adapter trained with ``params`` on ``task``'s classes."""
         m, t = params.model, params.train
-        return cls(m.name, m.max_length, t.mode, t.train_pooler, params.lora)
+        task = task or Task(LABELS, ("sentence",))
+        return cls(
+            m.name,
+            m.max_length,
+            t.mode,
+            t.train_pooler,
+            params.lora,
+            task.labels,
+            task.text_columns,
+        )
 
     @classmethod
     def from_json(cls, raw: Any, source: str) -> AdapterConfig:
         """Validate a parsed adapter.json like params.yaml; errors start with ``source``."""
         names = [f.name for f in dataclasses.fields(cls)]
+        optional = ("text_columns",)  # absent before sentence pairs: one text column
         with errors_from(source):
-            check_keys(raw, names, names, "key", "keys")
-            labels = raw["labels"]
-            labels = tuple(labels) if isinstance(labels, list) else labels
+            check_keys(raw, names, [n for n in names if n not in optional], "key", "keys")
             lora = raw["lora"]
             if isinstance(lora, dict) and "dropout_mode" not in lora:
                 lora = {**lora, "dropout_mode": "element"}  # written before the key: PEFT's
-            config = cls(**{**raw, "lora": build(LoraConfig, "lora", lora), "labels": labels})
-            config.check()
-        return config
+            return cls(**{**raw, "lora": build(LoraConfig, "lora", lora)})
 
     def check(self) -> None:
-        """Every value a loader relies on, each error naming its key and what is allowed."""
-        rules = [
-            (
-                "format",
-                _is_int(self.format) and self.format == FORMAT,
-                f"this version reads {FORMAT}",
-            ),
-            ("base_model", isinstance(self.base_model, str) and self.base_model.strip(), "an id"),
-            (
-                "max_length",
-                _is_int(self.max_length) and 2 <= self.max_length <= MAX_LENGTH,
-                LENGTHS,
-            ),
-            ("mode", self.mode in MODES, f"use {', '.join(MODES)}"),
-            ("train_pooler", isinstance(self.train_pooler, bool), "must be true or false"),
-            ("labels", self.labels == LABELS, f"must be {list(LABELS)}"),
-        ]
-        for key, ok, allowed in rules:
-            if not ok:
-                raise ConfigError(f"{key} = {getattr(self, key)!r} is not allowed: {allowed}")
+        self.require("format", self.format == FORMAT, f"this version reads {FORMAT}")
+        self.require("base_model", bool(self.base_model.strip()), "must be a model id")
+        self.require("max_length", 2 <= self.max_length <= MAX_LENGTH, LENGTHS)
+        self.require("mode", self.mode in MODES, f"use {', '.join(MODES)}")
+        ok = len(self.labels) >= 2 and _distinct_names(self.labels)
+        self.require("labels", ok, "must list two or more distinct class names")
+        ok = len(self.text_columns) in (1, 2) and _distinct_names(self.text_columns)
+        self.require("text_columns", ok, "must list one or two distinct column names")
 
     def to_json(self) -> dict:
         """The adapter.json mapping (key order as written since format 1)."""
@@ -91,6 +88,7 @@ class AdapterConfig:
             "mode": self.mode,
             "train_pooler": self.train_pooler,
             "labels": list(self.labels),
+            "text_columns": list(self.text_columns),
             "lora": {**lora, "targets": targets if isinstance(targets, str) else list(targets)},
         }
 
@@ -98,8 +96,8 @@ class AdapterConfig:
         return ModelConfig(name=self.base_model, max_length=self.max_length)
 
 
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
+def _distinct_names(names: tuple[str, ...]) -> bool:
+    return len(set(names)) == len(names) and all(n.strip() for n in names)
 
 
 def write_adapter(
@@ -166,7 +164,12 @@ def load_trained(
             f"{expect_base!r}: re-run `dvc repro` or set model.name to match"
         )
     model = build_classifier(
-        config.model_config(), config.lora, config.mode, config.train_pooler, base_dir=base_dir
+        config.model_config(),
+        config.lora,
+        config.mode,
+        config.train_pooler,
+        base_dir=base_dir,
+        labels=config.labels,
     )
     try:
         load_lora_state_dict(model, state)

@@ -7,7 +7,6 @@ import resource
 import time
 from dataclasses import dataclass, field
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -17,14 +16,17 @@ from lora_core.config import TrainConfig
 from lora_core.distributed import World
 from lora_core.errors import LoraSst2Error
 from lora_core.inject import lora_state_dict
+from lora_core.metrics import accuracy
 from lora_core.runtime import autocast, predict_logits, store_frozen_linears, to_device
-from lora_core.tokens import TokenizedSplit, bucket_batches, collate, count_bucket_batches
+from lora_core.tokens import (
+    TokenizedSplit,
+    bucket_batches,
+    collate,
+    count_bucket_batches,
+    model_inputs,
+)
 
 LOG_EVERY = 20  # steps between loss readings: one host sync per window, not per step
-
-
-def accuracy(logits: np.ndarray, labels: np.ndarray) -> float:
-    return float((logits.argmax(axis=1) == labels).mean())
 
 
 @dataclass
@@ -102,7 +104,7 @@ class _Step:
         """
         batch = to_device(batch, self.device)
         with autocast(self.precision, self.device):
-            out = self.forward(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
+            out = self.forward(**model_inputs(batch))
         if self.world.size == 1:
             loss = F.cross_entropy(out.logits.float(), batch["labels"])
         else:

@@ -10,7 +10,7 @@ from torch import nn
 from lora_core.config import LoraConfig, ModelConfig, Params
 from lora_core.inject import inject_lora, mark_trainable
 from lora_core.layer import LoRALinear
-from lora_core.pretrained import BASE_DIR, load_base_model
+from lora_core.pretrained import BASE_DIR, LABELS, load_base_model
 
 
 def set_model_dropout(model: nn.Module, p: float) -> int:
@@ -34,14 +34,15 @@ def build_classifier(
     seed: int = 0,
     base_dir: str | Path = BASE_DIR,
     model_dropout: float | None = None,
+    labels: tuple[str, ...] = LABELS,
 ) -> nn.Module:
     """Base model + LoRA (in ``lora`` mode) + trainable flags, seeded for a repeatable init.
 
-    ``model_dropout`` replaces the checkpoint's own dropout rate for training (None keeps it);
-    at evaluation dropout is off either way.
+    ``labels`` are the classes in id order. ``model_dropout`` replaces the checkpoint's own
+    dropout rate for training (None keeps it); at evaluation dropout is off either way.
     """
     torch.manual_seed(seed)  # the classifier head and LoRA A are drawn from this seed
-    model = load_base_model(model_cfg.name, base_dir)
+    model = load_base_model(model_cfg.name, base_dir, labels)
     if mode == "lora":
         inject_lora(
             model,
@@ -58,8 +59,10 @@ def build_classifier(
     return model
 
 
-def classifier_for_training(params: Params, base_dir: str | Path = BASE_DIR) -> nn.Module:
-    """The classifier exactly as the train stage builds it from params.yaml."""
+def classifier_for_training(
+    params: Params, base_dir: str | Path = BASE_DIR, labels: tuple[str, ...] = LABELS
+) -> nn.Module:
+    """The classifier exactly as the train stage builds it from params.yaml, for ``labels``."""
     cfg = params.train
     return build_classifier(
         params.model,
@@ -69,4 +72,5 @@ def classifier_for_training(params: Params, base_dir: str | Path = BASE_DIR) -> 
         cfg.seed,
         base_dir=base_dir,
         model_dropout=cfg.model_dropout,
+        labels=labels,
     )

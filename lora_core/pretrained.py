@@ -13,7 +13,7 @@ from lora_core.config import ModelConfig
 from lora_core.errors import LoraSst2Error
 from lora_core.files import quiet_hub
 
-LABELS = ("negative", "positive")
+LABELS = ("negative", "positive")  # SST-2's, the default when no names are given
 BASE_DIR = Path("models/base")
 
 
@@ -75,17 +75,17 @@ def load_tokenizer(name: str, base_dir: str | Path = BASE_DIR):
     )
 
 
-def load_base_model(name: str, base_dir: str | Path = BASE_DIR):
-    """The pretrained encoder with a fresh 2-label classification head, in float32."""
+def load_base_model(name: str, base_dir: str | Path = BASE_DIR, labels: tuple[str, ...] = LABELS):
+    """The pretrained encoder with a fresh classification head for ``labels``, in float32."""
     from transformers import AutoModelForSequenceClassification
 
     def load(source: str):
         return AutoModelForSequenceClassification.from_pretrained(
             source,
             use_safetensors=True,  # never unpickle a .bin checkpoint
-            num_labels=len(LABELS),
-            id2label=dict(enumerate(LABELS)),
-            label2id={label: i for i, label in enumerate(LABELS)},
+            num_labels=len(labels),
+            id2label=dict(enumerate(labels)),
+            label2id={label: i for i, label in enumerate(labels)},
         )
 
     with quiet_transformers():

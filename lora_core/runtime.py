@@ -17,7 +17,7 @@ from lora_core.config import Params
 from lora_core.errors import LoraSst2Error
 from lora_core.inject import merge_lora
 from lora_core.pretrained import BASE_DIR
-from lora_core.tokens import TokenizedSplit, collate, sorted_batches
+from lora_core.tokens import TokenizedSplit, collate, model_inputs, sorted_batches
 
 
 def cpu_model() -> str:
@@ -153,7 +153,7 @@ def predict_logits(
     for indices in sorted_batches(split.lengths, batch_size):
         batch = to_device(collate(split, indices), device)
         with autocast(precision, device):
-            logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
+            logits = model(**model_inputs(batch))
         logits = logits.logits.float().cpu().numpy()
         if out is None:
             out = np.empty((len(split), logits.shape[1]), dtype=np.float32)

@@ -14,50 +14,38 @@ from lora_core.loop import train_model
 from lora_core.model import classifier_for_training
 from lora_core.outputs import best_epoch_line, reserve_training, write_training
 from lora_core.runtime import resolve_device, resolve_precision, use_attention
-from lora_core.tokens import load_tokenized
-
-
-def forwarded(argv: list[str] | None) -> list[str]:
-    return sys.argv[1:] if argv is None else argv
+from lora_core.tokens import load_tokenized, read_task
 
 
 @exit_on_user_error
 def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--params", default="params.yaml")
-    parser.add_argument("--tokenized", default="data/tokenized")
+    for name, default in (("params", "params.yaml"), ("tokenized", "data/tokenized")):
+        parser.add_argument(f"--{name}", default=default)
     parser.add_argument("--models", default="models")
     parser.add_argument("--metrics", default="metrics")
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
-    params = load_params(args.params)
+    params, task = load_params(args.params), read_task(args.tokenized)
     train, val = (load_tokenized(args.tokenized, name) for name in ("train", "val"))
     if params.train.processes > 1 and not launched():  # again, as torchrun's processes
-        return launch(params.train.processes, "stages.train", forwarded(argv))
+        return launch(params.train.processes, "stages.train", argv)
     device = resolve_device(params.train.device)
     precision = resolve_precision(params.train.precision, device)
     with joined(device) as world:
-        model = classifier_for_training(params)
+        model = classifier_for_training(params, labels=task.labels)
         attention = use_attention(model, params.model.attention, device)
-        run = functools.partial(
-            train_model,
-            model,
-            train,
-            val,
-            params.train,
-            device,
-            precision,
-            eval_batch_size=params.evaluate.batch_size,
-            progress=not args.no_progress,
-            world=world,
-        )
+        options = {"eval_batch_size": params.evaluate.batch_size, "progress": not args.no_progress}
+        run = functools.partial(train_model, model, train, val, params.train, device, precision)
+        run = functools.partial(run, world=world, **options)
         if not world.main:  # rank 0 alone writes
             run()
             return 0
         with staged() as out:  # all outputs appear together, after training, or none do
             paths = reserve_training(out, args.models, args.metrics)
             result = run()
-            write_training(paths, params, model, result, device, precision, attention)
+            write_training(paths, params, task, model, result, device, precision, attention)
     print(best_epoch_line(result, precision))
     return 0
 

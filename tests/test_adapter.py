@@ -19,6 +19,7 @@ EXPECTED_JSON = {
     "mode": "lora",
     "train_pooler": False,
     "labels": ["negative", "positive"],
+    "text_columns": ["sentence"],
     "lora": {
         "r": 4,
         "alpha": 16.0,
@@ -38,8 +39,10 @@ def test_adapter_config_from_params_writes_format_1_exactly():
     # written before lora.dropout_mode existed, so trained with PEFT's element dropout
     older = {**EXPECTED_JSON, "lora": {k: v for k, v in EXPECTED_JSON["lora"].items()}}
     del older["lora"]["dropout_mode"]
+    del older["text_columns"]  # and before sentence pairs: one text column
     read = AdapterConfig.from_json(older, "adapter.json")
     assert read.lora == dataclasses.replace(config.lora, dropout_mode="element")
+    assert read.text_columns == ("sentence",)
 
 
 def test_adapter_round_trips_through_its_two_files(tmp_path):
@@ -74,12 +77,15 @@ def _with(**changes):
         (_with(lora__r=0), "lora.r = 0 is not allowed: must be an integer from 1 to 1024"),
         (_with(mode="half"), "mode = 'half' is not allowed: use lora, head, full"),
         (_with(format=2), "format = 2 is not allowed: this version reads 1"),
-        (_with(labels=["no", "yes"]), "labels = ('no', 'yes') is not allowed"),
-        (_with(max_length="128"), "max_length = '128' is not allowed: an integer from 2 to 8192"),
-        (_with(max_length=10**5), "max_length = 100000 is not allowed: an integer from 2 to"),
-        (_with(format=True), "format = True is not allowed: this version reads 1"),
-        (_with(base_model="  "), "base_model = '  ' is not allowed: an id"),
-        (_with(extra=1), "unknown key 'extra'; allowed: base_model, max_length, mode"),
+        (_with(labels=["only"]), "labels = ('only',) is not allowed: must list two or more"),
+        (_with(labels=["a", "a"]), "labels = ('a', 'a') is not allowed: must list two or more"),
+        (_with(labels="ab"), "labels = 'ab' is not allowed: must be a list of strings"),
+        (_with(text_columns=["a", "b", "c"]), "text_columns = ('a', 'b', 'c') is not allowed"),
+        (_with(max_length="128"), "max_length = '128' is not allowed: must be an integer"),
+        (_with(max_length=10**5), "max_length = 100000 is not allowed: must be an integer from 2"),
+        (_with(format=True), "format = True is not allowed: must be an integer"),
+        (_with(base_model="  "), "base_model = '  ' is not allowed: must be a model id"),
+        (_with(extra=1), "unknown key 'extra'; allowed: base_model, format, labels, lora"),
         ([1, 2], "expected a mapping of keys, got [1, 2]"),
     ],
 )

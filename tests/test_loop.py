@@ -21,7 +21,7 @@ def setup(tmp_path_factory):
     write_tiny_model(base / "tiny")
     tokenizer = load_tokenizer("tiny", base_dir=base)
     rows = tiny_sentences(96, seed=0)
-    split = tokenize(tokenizer, [s for s, _ in rows], [y for _, y in rows], 32)
+    split, _ = tokenize(tokenizer, [s for s, _ in rows], [y for _, y in rows], 32)
     return base, split
 
 
