@@ -19,29 +19,57 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return e / e.sum(axis=1, keepdims=True)
 
 
-def classification_metrics(logits: np.ndarray, labels: np.ndarray) -> dict[str, float]:
-    """Accuracy, F1, precision, recall, MCC (positive class = 1) and mean cross-entropy."""
-    from sklearn.metrics import (
-        accuracy_score,
-        f1_score,
-        matthews_corrcoef,
-        precision_score,
-        recall_score,
-    )
+def accuracy_of(predicted: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """The share of right predictions along the last axis: the one definition of accuracy
+    that evaluate, the bootstrap (over (resamples, n) blocks) and training's val check use."""
+    return (predicted == labels).mean(-1)
 
+
+def accuracy(logits: np.ndarray, labels: np.ndarray) -> float:
+    """Accuracy of the argmax of ``logits`` (n, classes) against ``labels`` (n,)."""
+    return float(accuracy_of(logits.argmax(axis=1), labels))
+
+
+def per_class(labels: np.ndarray, predicted: np.ndarray, names) -> dict[str, dict]:
+    """Precision, recall, F1 and support of each class by name (0 where undefined)."""
+    from sklearn.metrics import precision_recall_fscore_support
+
+    ids = list(range(len(names)))
+    columns = precision_recall_fscore_support(
+        labels, predicted, labels=ids, average=None, zero_division=0
+    )
+    return {
+        name: {
+            **{k: round(float(v), DIGITS) for k, v in zip(("precision", "recall", "f1"), row)},
+            "support": int(row[3]),
+        }
+        for name, row in zip(names, zip(*columns))
+    }
+
+
+def classification_metrics(
+    logits: np.ndarray, labels: np.ndarray, names: tuple[str, ...] | None = None
+) -> dict:
+    """Accuracy, macro-F1, MCC, mean cross-entropy, examples and ``per_class`` scores by
+    label name (``names`` in class-id order; default "0", "1", ...). With two classes also
+    F1, precision and recall of class 1, as before N classes. Macro-F1 is sklearn's: the
+    mean F1 over the classes that occur in ``labels`` or the predictions."""
+    from sklearn.metrics import f1_score, matthews_corrcoef, precision_score, recall_score
+
+    names = names or tuple(str(i) for i in range(logits.shape[1]))
     predicted = logits.argmax(axis=1)
     probs = softmax(logits)
     loss = -np.mean(np.log(np.clip(probs[np.arange(len(labels)), labels], 1e-300, None)))
-    values = {
-        "accuracy": accuracy_score(labels, predicted),
-        "f1": f1_score(labels, predicted, zero_division=0),
-        "precision": precision_score(labels, predicted, zero_division=0),
-        "recall": recall_score(labels, predicted, zero_division=0),
-        "mcc": matthews_corrcoef(labels, predicted),
-        "loss": loss,
-        "examples": len(labels),
-    }
-    return {k: (v if k == "examples" else round(float(v), DIGITS)) for k, v in values.items()}
+    values = {"accuracy": accuracy_of(predicted, labels)}
+    if len(names) == 2:
+        values["f1"] = f1_score(labels, predicted, zero_division=0)
+        values["precision"] = precision_score(labels, predicted, zero_division=0)
+        values["recall"] = recall_score(labels, predicted, zero_division=0)
+    values["macro_f1"] = f1_score(labels, predicted, average="macro", zero_division=0)
+    values["mcc"] = matthews_corrcoef(labels, predicted)
+    values["loss"] = loss
+    scores = {k: round(float(v), DIGITS) for k, v in values.items()}
+    return {**scores, "examples": len(labels), "per_class": per_class(labels, predicted, names)}
 
 
 def confusion_points(logits: np.ndarray, labels: np.ndarray, names) -> list[dict]:
@@ -103,16 +131,22 @@ def save_figure(plt, fig, path: str | Path) -> None:
 
 
 def plot_confusion(points: list[dict], names, path: str | Path) -> None:
+    """The test confusion matrix by label name. Past two classes the figure grows with the
+    classes and the predicted names slant, so that five long-ish names stay readable."""
     plt, fig, ax = figure()
-    matrix = np.zeros((len(names), len(names)), dtype=int)
+    k, index = len(names), {name: i for i, name in enumerate(names)}
+    matrix = np.zeros((k, k), dtype=int)
     for p in points:
-        matrix[names.index(p["actual"]), names.index(p["predicted"])] += 1
+        matrix[index[p["actual"]], index[p["predicted"]]] += 1
     ax.imshow(matrix, cmap="Blues")
     for (i, j), n in np.ndenumerate(matrix):
         color = "white" if n > matrix.max() / 2 else "black"
         ax.text(j, i, str(n), ha="center", va="center", color=color)
-    ax.set(xticks=range(len(names)), yticks=range(len(names)), xticklabels=names, yticklabels=names)
+    ax.set(xticks=range(k), yticks=range(k), xticklabels=names, yticklabels=names)
     ax.set(xlabel="predicted", ylabel="actual", title="Test confusion matrix")
+    if k > 2:
+        fig.set_size_inches(max(5.0, 1.5 + 0.9 * k), max(4.0, 1.5 + 0.8 * k))
+        plt.setp(ax.get_xticklabels(), rotation=40, ha="right", rotation_mode="anchor")
     save_figure(plt, fig, path)
 
 

@@ -18,9 +18,9 @@ from lora_core.config import Params
 from lora_core.errors import LoraSst2Error
 from lora_core.files import Staged, json_text
 from lora_core.inject import count_parameters
-from lora_core.pretrained import LABELS
 from lora_core.runtime import hardware
 from lora_core.stats import PREDICTION_COLUMNS, PREDICTIONS, bootstrap_intervals
+from lora_core.tokens import Task
 
 if TYPE_CHECKING:  # a type only: evaluate must not import the training loop
     from lora_core.loop import TrainResult
@@ -106,6 +106,7 @@ def reserve_training(out: Staged, models_dir: str | Path, metrics_dir: str | Pat
 def write_training(
     paths: dict,
     params: Params,
+    task: Task,
     model: nn.Module,
     result: TrainResult,
     device,
@@ -114,7 +115,7 @@ def write_training(
 ) -> None:
     """Fill the paths ``reserve_training`` made: adapter, curves, metrics/train.json."""
     write_adapter(
-        paths[WEIGHTS], paths[CONFIG], result.best_state, AdapterConfig.from_params(params)
+        paths[WEIGHTS], paths[CONFIG], result.best_state, AdapterConfig.from_params(params, task)
     )
     val = [
         {"epoch": e, "step": step, "val_accuracy": round(a, 6)}
@@ -128,23 +129,46 @@ def write_training(
 
 
 def predictions_csv(logits: np.ndarray, labels: np.ndarray) -> str:
-    """One row per example, in the split's order: index, label, predicted, P(positive)."""
-    probability = m.softmax(logits)[:, 1]
+    """One row per example, in the split's order: index, label, predicted (class ids) and
+    a probability: P(class 1) with two classes (as before N classes), else the predicted
+    class's probability."""
+    probs, predicted = m.softmax(logits), logits.argmax(axis=1)
+    probability = probs[:, 1] if logits.shape[1] == 2 else probs[np.arange(len(probs)), predicted]
     rows = [
-        f"{i},{y},{p},{q:.6f}"
-        for i, (y, p, q) in enumerate(zip(labels, logits.argmax(axis=1), probability))
+        f"{i},{y},{p},{q:.6f}" for i, (y, p, q) in enumerate(zip(labels, predicted, probability))
     ]
     return "\n".join([",".join(PREDICTION_COLUMNS), *rows]) + "\n"
 
 
-def test_scores(logits: np.ndarray, labels: np.ndarray, resamples: int) -> dict:
-    """Test metrics plus 95% bootstrap intervals of accuracy and F1 (seeded: same bytes)."""
-    scores = m.classification_metrics(logits, labels)
-    intervals = bootstrap_intervals(logits.argmax(axis=1), labels, resamples)
+def test_scores(
+    logits: np.ndarray, labels: np.ndarray, resamples: int, names: tuple[str, ...]
+) -> dict:
+    """Test metrics plus 95% bootstrap intervals of accuracy and macro-F1, and of F1 with two
+    classes (seeded: same bytes)."""
+    scores = m.classification_metrics(logits, labels, names)
+    intervals = bootstrap_intervals(logits.argmax(axis=1), labels, resamples, len(names))
     for name, (low, high) in intervals.items():
         scores[f"{name}_ci95_low"] = round(low, m.DIGITS)
         scores[f"{name}_ci95_high"] = round(high, m.DIGITS)
     return scores
+
+
+def write_plots(
+    plots: Path, logits: np.ndarray, labels: np.ndarray, names: tuple[str, ...], accuracy: float
+) -> None:
+    """The test confusion matrix by label name (json and png), and with two classes the ROC
+    and precision-recall curves of P(class 1); past two classes those are not written."""
+    confusion = m.confusion_points(logits, labels, names)
+    (plots / "confusion.json").write_text(json_text(confusion), encoding="utf-8")
+    m.plot_confusion(confusion, names, plots / "confusion.png")
+    if len(names) != 2:
+        return
+    roc, pr = m.roc_points(logits, labels), m.pr_points(logits, labels)
+    for name, points in (("roc", roc), ("pr", pr)):
+        (plots / f"{name}.json").write_text(json_text(points), encoding="utf-8")
+    title = f"ROC (test), accuracy {accuracy:.4f}"
+    m.plot_roc(roc, m.roc_auc(logits, labels), title, plots / "roc.png")
+    m.plot_curve(pr, "recall", "precision", "Precision-recall (test)", plots / "pr.png")
 
 
 def write_evaluation(
@@ -153,21 +177,20 @@ def write_evaluation(
     metrics_dir: str | Path,
     plots_dir: str | Path,
     resamples: int,
+    names: tuple[str, ...],
 ) -> dict:
     """metrics/eval.json, per-example test predictions and the plots folder (replaced whole),
-    from (logits, labels) per split."""
+    from (logits, labels) per split; ``names`` are the label names in class-id order."""
     logits, labels = results["test"]
-    scores = {"val": m.classification_metrics(*results["val"])}
-    scores["test"] = test_scores(logits, labels, resamples)
-    confusion = m.confusion_points(logits, labels, LABELS)
-    roc, pr = m.roc_points(logits, labels), m.pr_points(logits, labels)
+    if logits.shape[1] != len(names):
+        raise LoraSst2Error(
+            f"the model scores {logits.shape[1]} classes but its adapter names {len(names)} "
+            f"labels ({', '.join(names)}): run `dvc repro --force train`"
+        )
+    scores = {"val": m.classification_metrics(*results["val"], names)}
+    scores["test"] = test_scores(logits, labels, resamples, names)
     plots, metrics_dir = out.folder(plots_dir), Path(metrics_dir)
-    for name, points in (("confusion", confusion), ("roc", roc), ("pr", pr)):
-        (plots / f"{name}.json").write_text(json_text(points), encoding="utf-8")
-    m.plot_confusion(confusion, list(LABELS), plots / "confusion.png")
-    title = f"ROC (test), accuracy {scores['test']['accuracy']:.4f}"
-    m.plot_roc(roc, m.roc_auc(logits, labels), title, plots / "roc.png")
-    m.plot_curve(pr, "recall", "precision", "Precision-recall (test)", plots / "pr.png")
+    write_plots(plots, logits, labels, names, scores["test"]["accuracy"])
     curve, val = metrics_dir / TRAIN_CURVE, metrics_dir / VAL_CURVE
     if curve.exists() and val.exists():
         m.plot_training(

@@ -30,8 +30,8 @@ def main(argv: list[str] | None = None) -> None:
         split = load_tokenized(args.tokenized, name)
         results[name] = (inference.logits(split), split.labels)
     with staged() as out:
-        resamples = params.evaluate.bootstrap_resamples
-        scores = write_evaluation(out, results, args.metrics, args.plots, resamples)
+        resamples, names = params.evaluate.bootstrap_resamples, inference.config.labels
+        scores = write_evaluation(out, results, args.metrics, args.plots, resamples, names)
     val, test = scores["val"], scores["test"]
     interval = f"[{test['accuracy_ci95_low']:.4f}, {test['accuracy_ci95_high']:.4f}]"
     print(

@@ -5,6 +5,8 @@ params.yaml's gate.max_drop, pairs REV's and the workspace's test predictions ex
 example (McNemar's exact test), and prints a Markdown report. A test metric that dropped
 past max_drop fails only when the paired test finds the change significant at gate.alpha
 (unless gate.require_significance is false); without predictions at REV, max_drop alone.
+Any number of classes: past two, F1's paired test is macro-F1's, and a binary-only key of
+max_drop (test.f1) gates its stand-in (test.macro_f1), which the report notes.
 """
 
 from __future__ import annotations

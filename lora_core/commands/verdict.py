@@ -12,10 +12,12 @@ from typing import Any
 import numpy as np
 
 from lora_core.config import GateConfig
-from lora_core.stats import flips, mcnemar_exact, paired_bootstrap_p
+from lora_core.stats import class_count, flips, mcnemar_exact, paired_bootstrap_p
 
 # Metrics are stored rounded; float subtraction leaves ~1e-17, so a drop of exactly max_drop passes.
 TOLERANCE = 1e-9
+# A metric only a binary run has -> the one a run with more than two classes has in its place.
+STAND_INS = {"f1": "macro_f1"}
 
 
 # --- pure -------------------------------------------------------------------------------------
@@ -71,6 +73,29 @@ def regression(row: Row, max_drop: float) -> str | None:
     return f"{moved} by {_fmt(drop)}, more than {_fmt(max_drop)}"
 
 
+def applied_max_drop(
+    rows: list[Row], max_drop: dict[str, float]
+) -> tuple[dict[str, float], list[str]]:
+    """gate.max_drop as the gate applies it, and a note per change: a binary-only key that
+    no metrics file has (test.f1 of a run with more than two classes) gates its stand-in
+    (test.macro_f1) with the same max drop, unless max_drop names that too; a key that
+    names nothing, stand-in or not, still fails."""
+    keys, applied, notes = {row.key for row in rows}, {}, []
+    for key, limit in max_drop.items():
+        name = key.rpartition(".")[2]
+        stand_in = key.removesuffix(name) + STAND_INS[name] if name in STAND_INS else None
+        if key in keys or stand_in not in keys:
+            applied[key] = limit
+            continue
+        missing = f"{key} is in no metrics file (a run with more than two classes has no {name})"
+        if stand_in in max_drop:
+            notes.append(f"{missing}: not gated, {stand_in} is gated by its own max drop")
+        else:
+            applied[stand_in] = limit
+            notes.append(f"{missing}: {stand_in} is gated in its place, max drop {_fmt(limit)}")
+    return applied, notes
+
+
 def failures(rows: list[Row], max_drop: dict[str, float]) -> dict[str, str]:
     """Failing metric -> why, over every metric that gate.max_drop names."""
     failed = {}
@@ -92,7 +117,13 @@ class Paired:
     examples: int
     fixed: int  # REV wrong, workspace right
     broken: int  # REV right, workspace wrong
-    f1_p_value: float = 1.0  # paired bootstrap: did F1 change?
+    f1_p_value: float = 1.0  # paired bootstrap: did F1 change? (macro-F1 past two classes)
+    classes: int = 2  # as the predictions imply: the largest class id + 1
+
+    @property
+    def f1_key(self) -> str:
+        """The metric the paired bootstrap tests: test.f1, or test.macro_f1 past two classes."""
+        return "test.f1" if self.classes == 2 else "test.macro_f1"
 
     @property
     def p_value(self) -> float:
@@ -101,26 +132,28 @@ class Paired:
 
     def p_for(self, key: str) -> float | None:
         """The paired test's p for a metric, or None where there is none (loss, val)."""
-        return {"test.accuracy": self.p_value, "test.f1": self.f1_p_value}.get(key)
+        return {"test.accuracy": self.p_value, self.f1_key: self.f1_p_value}.get(key)
 
 
 def pair(
     base: tuple[np.ndarray, np.ndarray], head: tuple[np.ndarray, np.ndarray], resamples: int
 ) -> Paired:
-    """Pair two (labels, predicted) of the same test set; different sets are a ValueError."""
+    """Pair two (labels, predicted) of the same test set, of any number of classes (as the
+    class ids imply); different sets are a ValueError."""
     (base_labels, base_pred), (labels, head_pred) = base, head
     if len(base_labels) != len(labels) or (base_labels != labels).any():
         raise ValueError("the two commits scored different test sets")
-    f1_p = paired_bootstrap_p(base_pred, head_pred, labels, resamples)
-    return Paired(len(labels), *flips(base_pred, head_pred, labels), f1_p)
+    classes = class_count(labels, base_pred, head_pred)
+    f1_p = paired_bootstrap_p(base_pred, head_pred, labels, resamples, classes)
+    return Paired(len(labels), *flips(base_pred, head_pred, labels), f1_p, classes)
 
 
 def significance(
     rows: list[Row], failed: dict[str, str], paired: Paired | None, gate: GateConfig
 ) -> tuple[dict[str, str], dict[str, str]]:
-    """(failures, warnings): a drop of test accuracy (McNemar) or test F1 (paired bootstrap)
-    that its paired test does not find significant at ``gate.alpha`` only warns, unless
-    ``gate.require_significance`` is false."""
+    """(failures, warnings): a drop of test accuracy (McNemar) or test F1 (macro-F1 past two
+    classes; paired bootstrap) that its paired test does not find significant at
+    ``gate.alpha`` only warns, unless ``gate.require_significance`` is false."""
     if paired is None or not gate.require_significance:
         return failed, {}
     warned = {}
@@ -171,10 +204,10 @@ def _paired_lines(rev: str, paired: Paired | str) -> list[str]:
     if isinstance(paired, str):
         return [*lines, f"No paired test: {paired}; the gate falls back to max_drop alone."]
     header = f"| examples | fixed (wrong at `{rev}`, right now) | broken (right, now wrong) | "
-    p = paired
+    p, f1 = paired, "F1" if paired.classes == 2 else "macro-F1"
     return [
         *lines,
-        header + "accuracy: McNemar exact p | F1: paired bootstrap p |",
+        header + f"accuracy: McNemar exact p | {f1}: paired bootstrap p |",
         "|---:|---:|---:|---:|---:|",
         f"| {p.examples} | {p.fixed} | {p.broken} | {p.p_value:.4g} | {p.f1_p_value:.4g} |",
     ]
@@ -198,7 +231,7 @@ def format_report(
     paired: Paired | str = "no predictions to pair",
 ) -> tuple[str, bool]:
     """The Markdown report (gated metrics first, then the paired test) and whether it failed."""
-    max_drop = gate.max_drop
+    max_drop, notes = applied_max_drop(metrics, gate.max_drop)
     failed, warned = failures(metrics, max_drop), {}
     if isinstance(paired, Paired):
         failed, warned = significance(metrics, failed, paired, gate)
@@ -206,6 +239,7 @@ def format_report(
     lines += ["| metric | old | new | diff | gate |", "|---|---:|---:|---:|---|"]
     gated_first = sorted(metrics, key=lambda row: row.key not in max_drop)
     lines += [_metric_line(row, max_drop, failed, warned) for row in gated_first]
+    lines += ["", *(f"Note: {note}." for note in notes)] if notes else []
     lines += _paired_lines(rev, paired)
     lines += ["", "### Params changed", ""]
     lines += ["| param | old | new |", "|---|---|---|"] if params else ["No params changed."]
