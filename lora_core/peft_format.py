@@ -6,6 +6,7 @@ them for a sequence classifier: PEFT itself is never imported, so it is no depen
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 from collections.abc import Mapping
@@ -17,17 +18,20 @@ from safetensors.torch import save_file
 from torch import nn
 
 from lora_core.adapter import PEFT_CONFIG, PEFT_WEIGHTS, AdapterConfig, load_tensors
-from lora_core.adapter import _is_int as is_int
 from lora_core.config import MAX_RANK, LoraConfig, ModelConfig
 from lora_core.errors import ConfigError, LoraSst2Error, errors_from
 from lora_core.files import json_text, read_json
 from lora_core.inject import _matches as target_matches
 from lora_core.layer import LoRALinear
+from lora_core.pretrained import LABELS
 
+# Marks a folder as our export, ours to replace, and says what PEFT's files cannot.
+EXPORT_MARKER = "lora-sst2-export.json"
 PREFIX = "base_model.model."  # PeftModel -> LoraModel -> the transformers model
 LORA_LEAVES = ("lora_A", "lora_B")
 CLASSIFIER = ["classifier", "score"]  # what PEFT adds to modules_to_save for SEQ_CLS
 POOLERS = ("pooler", "bert.pooler")
+HEAD_WEIGHTS = ("classifier.weight", "classifier.out_proj.weight", "score.weight")  # (N, hidden)
 # Keys whose value does not change the model PEFT loads (bookkeeping and init-only settings).
 IGNORED = {
     *("revision", "inference_mode", "peft_version", "auto_mapping"),
@@ -132,6 +136,22 @@ def write_peft(folder: Path, tensors: dict[str, torch.Tensor], peft_config: dict
     (folder / PEFT_CONFIG).write_text(json_text(peft_config), encoding="utf-8")
 
 
+def export_marker(option: str, config: AdapterConfig) -> dict:
+    """The marker an export writes: who made the folder, and what PEFT's files cannot say
+    (class names, text columns, max_length), which ``read_peft`` reads back."""
+    return {
+        "made_by": f"lora-sst2 export {option}",
+        "base_model": config.base_model,
+        "max_length": config.max_length,
+        "id2label": {str(i): name for i, name in enumerate(config.labels)},
+        "text_columns": list(config.text_columns),
+    }
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def _number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
@@ -155,7 +175,7 @@ def _rules(raw: dict) -> list[tuple[str, bool, str]]:
         ("peft_type", raw.get("peft_type") == "LORA", "this version reads LORA only"),
         ("task_type", raw.get("task_type") == "SEQ_CLS", "this version reads SEQ_CLS only"),
         ("base_model_name_or_path", _id_ok(raw.get("base_model_name_or_path")), "an id"),
-        ("r", is_int(r) and 1 <= r <= MAX_RANK, f"an integer from 1 to {MAX_RANK}"),
+        ("r", _is_int(r) and 1 <= r <= MAX_RANK, f"an integer from 1 to {MAX_RANK}"),
         ("lora_alpha", _number(alpha) and alpha > 0, "a number > 0"),
         ("lora_dropout", _number(dropout) and 0 <= dropout < 1, "a number >= 0 and < 1"),
         ("use_rslora", isinstance(raw["use_rslora"], bool), "true or false"),
@@ -200,10 +220,43 @@ def _id_ok(value: Any) -> bool:
     return isinstance(value, str) and bool(value.strip())
 
 
+def _classes(state: Mapping[str, torch.Tensor]) -> int | None:
+    """How many classes the saved classifier scores (its weight's rows); None without one."""
+    shapes = [state[k].shape for k in HEAD_WEIGHTS if k in state and state[k].ndim == 2]
+    return int(shapes[0][0]) if shapes else None
+
+
+def _task(marker: Any, classes: int | None) -> dict:
+    """AdapterConfig's labels, text_columns and max_length, which PEFT's files do not hold:
+    from our export's marker; without one, transformers' names LABEL_i, one per class."""
+    generic = tuple(f"LABEL_{i}" for i in range(classes or len(LABELS)))
+    if marker is None:
+        return {"labels": generic}
+    if not isinstance(marker, dict):
+        raise ConfigError(f"expected a mapping of keys, got {marker!r}")
+    names = marker.get("id2label")
+    if names is None:  # exported before class names were: every adapter was SST-2's
+        labels = LABELS if classes in (None, len(LABELS)) else generic
+    elif isinstance(names, dict) and set(names) == {str(i) for i in range(len(names))}:
+        labels = tuple(names[str(i)] for i in range(len(names)))
+    else:
+        raise ConfigError(f"id2label = {names!r} is not allowed: ids 0 to N-1, each with a name")
+    if classes is not None and len(labels) != classes:
+        raise ConfigError(f"id2label names {len(labels)} classes, the classifier has {classes}")
+    kept = {k: marker[k] for k in ("text_columns", "max_length") if k in marker}
+    return {"labels": labels, **kept}
+
+
 def from_peft(
-    raw: Any, tensors: Mapping[str, torch.Tensor], config_source: str, weights_source: str
+    raw: Any,
+    tensors: Mapping[str, torch.Tensor],
+    config_source: str,
+    weights_source: str,
+    marker: Any = None,
+    marker_source: str = EXPORT_MARKER,
 ) -> tuple[dict[str, torch.Tensor], AdapterConfig]:
-    """Our state dict and config for PEFT's parsed adapter_config.json and tensors."""
+    """Our state dict and config for PEFT's parsed adapter_config.json and tensors, with
+    the class names and text columns of our export's parsed ``marker`` (None: none)."""
     with errors_from(config_source):
         config = _adapter_config(raw)
     state = {}
@@ -217,7 +270,8 @@ def from_peft(
                 f"({PREFIX}<module>.lora_A.weight, lora_B), classifier and pooler only"
             )
         state[".".join(parts[:-1]) if lora else ".".join(parts)] = value
-    return state, config
+    with errors_from(marker_source):
+        return state, dataclasses.replace(config, **_task(marker, _classes(state)))
 
 
 def read_peft(folder: Path) -> tuple[dict[str, torch.Tensor], AdapterConfig]:
@@ -228,5 +282,6 @@ def read_peft(folder: Path) -> tuple[dict[str, torch.Tensor], AdapterConfig]:
             raise LoraSst2Error(
                 f"no adapter in {folder}/: it holds a PEFT adapter without {path.name}"
             )
-    raw = read_json(config_path)
-    return from_peft(raw, load_tensors(weights), str(config_path), str(weights))
+    raw, marker = read_json(config_path), folder / EXPORT_MARKER
+    task = read_json(marker) if marker.is_file() else None
+    return from_peft(raw, load_tensors(weights), str(config_path), str(weights), task, str(marker))

@@ -1,12 +1,28 @@
-"""`lora-sst2 export --merged`: it never replaces what the user or the pipeline owns."""
+"""`lora-sst2 export`: the merged model matches ours and names its classes, PEFT's folder
+keeps any number of classes, and neither replaces what the user or the pipeline owns."""
 
+import json
 import os
 
 import pytest
+import torch
+from peft import PeftModel
+from safetensors.torch import load_file
+from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
+from lora_core.adapter import load_trained
 from lora_core.commands import cli
 from lora_core.commands.export import EXPORT_MARKER
+from lora_core.pretrained import quiet_transformers
 from tests.conftest import snapshot, work_copy
+from tests.test_infer import (
+    BASE,
+    PAIR_COLUMNS,
+    PAIR_LABELS,
+    PAIRS,
+    direct_pair_probabilities,
+    pair_adapter,
+)
 
 
 @pytest.fixture
@@ -140,3 +156,126 @@ def test_export_from_outside_with_adapter_guards_its_project(
     assert _export(capsys, "merged", *adapter)[0] == 0
     assert (outside / "merged/model.safetensors").is_file()
     assert snapshot(project) == before
+
+
+def _run(capsys, *argv):
+    code = cli.main(list(argv))
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def _predict(capsys, *args):
+    return _run(capsys, "predict", *args)
+
+
+def test_export_merged_loads_with_plain_transformers_and_matches(project, capsys, tmp_path):
+    out = tmp_path / "merged"
+    assert cli.main(["export", "--merged", str(out)]) == 0
+    assert capsys.readouterr().err == ""  # no progress bars
+    assert {"config.json", "model.safetensors", "tokenizer.json"} <= {p.name for p in out.iterdir()}
+    plain = AutoModelForSequenceClassification.from_pretrained(out).eval()
+    assert plain.config.id2label == {0: "negative", 1: "positive"}
+    ours, _ = load_trained("models")
+    ours.eval()
+    batch = AutoTokenizer.from_pretrained(out)(
+        ["good film", "a dull mess"], padding=True, return_tensors="pt"
+    )
+    with torch.no_grad():
+        torch.testing.assert_close(plain(**batch).logits, ours(**batch).logits, atol=1e-5, rtol=0)
+
+
+def test_export_merged_tokenizer_cuts_long_input_as_predict_does(project, capsys, tmp_path):
+    from transformers import pipeline
+
+    out = tmp_path / "merged"
+    assert cli.main(["export", "--merged", str(out)]) == 0
+    tokenizer_config = json.loads((out / "tokenizer_config.json").read_text())
+    adapter = json.loads((project / "models/adapter.json").read_text())
+    assert tokenizer_config["model_max_length"] == adapter["max_length"] == 32
+    long = "a gorgeous , witty film but a dull , boring mess " * 100  # 1,000 words
+    assert _predict(capsys, "--json", long)[2] == "note: 1 input(s) truncated to 32 tokens\n"
+    ours = json.loads(_predict(capsys, "--json", long)[1])
+    classify = pipeline("text-classification", model=str(out), device="cpu")
+    (theirs,) = classify([long], truncation=True)
+    assert theirs["label"] == ours["label"]
+    assert abs(theirs["score"] - ours["score"]) <= 1e-5
+
+
+PAIR_MARKER = {
+    "base_model": BASE,
+    "max_length": 32,
+    "id2label": {"0": "entailment", "1": "neutral", "2": "contradiction"},
+    "text_columns": ["sentence1", "sentence2"],
+}
+
+
+def _task(config):
+    return config.labels, config.text_columns, config.max_length
+
+
+def _pair_batch(tokenizer, max_length=None):
+    """PAIRS as the tokenizer encodes pairs, cut at ``max_length`` (None: model_max_length)."""
+    first, second = (list(texts) for texts in zip(*PAIRS))
+    return tokenizer(
+        first, second, padding=True, truncation=True, max_length=max_length, return_tensors="pt"
+    )
+
+
+def test_export_merged_config_names_a_3_class_adapters_classes(project, capsys, tmp_path):
+    adapter = pair_adapter(tmp_path / "pairs", project / "models/base")
+    out = tmp_path / "merged"
+    assert _run(capsys, "export", "--merged", str(out), "--adapter", str(adapter))[0] == 0
+    config = json.loads((out / "config.json").read_text())
+    assert config["id2label"] == PAIR_MARKER["id2label"]
+    assert config["label2id"] == {"entailment": 0, "neutral": 1, "contradiction": 2}
+    marker = json.loads((out / EXPORT_MARKER).read_text())
+    assert marker == {"made_by": "lora-sst2 export --merged", **PAIR_MARKER}
+    plain = AutoModelForSequenceClassification.from_pretrained(out).eval()
+    batch = _pair_batch(AutoTokenizer.from_pretrained(out))  # cut at 32: model_max_length
+    with torch.no_grad():
+        probs = torch.softmax(plain(**batch).logits, dim=-1).numpy()
+    expected = direct_pair_probabilities(adapter, project / "models/base", PAIRS)
+    torch.testing.assert_close(probs, expected, atol=1e-6, rtol=0)
+
+
+def test_export_peft_keeps_3_classes_and_their_names(project, capsys, tmp_path):
+    base_dir = project / "models/base"
+    adapter, out = pair_adapter(tmp_path / "pairs", base_dir), tmp_path / "peft"
+    assert _run(capsys, "export", "--peft", str(out), "--adapter", str(adapter))[0] == 0
+    marker = json.loads((out / EXPORT_MARKER).read_text())
+    assert marker == {"made_by": "lora-sst2 export --peft", **PAIR_MARKER}
+    tensors = load_file(out / "adapter_model.safetensors")
+    assert tensors["base_model.model.classifier.weight"].shape == (3, 32)
+    # PEFT itself: a base with as many labels as the marker names, then the adapter
+    with quiet_transformers():  # no bar left to print in a later command's stderr
+        base = AutoModelForSequenceClassification.from_pretrained(base_dir / BASE, num_labels=3)
+        peft = PeftModel.from_pretrained(base, out).eval()
+    with torch.no_grad():
+        logits = peft(**_pair_batch(AutoTokenizer.from_pretrained(base_dir / BASE), 32)).logits
+    expected = direct_pair_probabilities(adapter, base_dir, PAIRS)
+    torch.testing.assert_close(torch.softmax(logits, -1).numpy(), expected, atol=1e-6, rtol=0)
+    # read back: the same classes, text columns and max_length as the adapter it came from
+    (_, source), (_, back) = load_trained(adapter, base_dir), load_trained(out, base_dir)
+    assert _task(back) == _task(source) == (PAIR_LABELS, PAIR_COLUMNS, 32)
+    path = tmp_path / "pairs.tsv"
+    rows = [f"{a}\t{b}" for a, b in PAIRS]
+    path.write_text("\n".join(["sentence1\tsentence2", *rows]) + "\n", encoding="utf-8")
+    ours = _predict(capsys, "--json", "--adapter", str(adapter), "--file", str(path))
+    assert _predict(capsys, "--json", "--adapter", str(out), "--file", str(path)) == ours
+
+
+def test_a_peft_folder_without_names_reads_as_transformers_names_them(project, capsys, tmp_path):
+    base_dir = project / "models/base"
+    adapter, out = pair_adapter(tmp_path / "pairs", base_dir), tmp_path / "peft"
+    assert _run(capsys, "export", "--peft", str(out), "--adapter", str(adapter))[0] == 0
+    marker = json.loads((out / EXPORT_MARKER).read_text())
+    (out / EXPORT_MARKER).write_text(json.dumps({**marker, "id2label": {"0": "a", "1": "b"}}))
+    assert _run(capsys, "info", "--adapter", str(out)) == (
+        2,
+        "",
+        f"lora-sst2: error: {out / EXPORT_MARKER}: id2label names 2 classes, the classifier "
+        "has 3\n",
+    )
+    (out / EXPORT_MARKER).unlink()  # PEFT's two files alone, as PEFT itself saves them
+    generic = (("LABEL_0", "LABEL_1", "LABEL_2"), ("sentence",), 128)
+    assert _task(load_trained(out, base_dir)[1]) == generic

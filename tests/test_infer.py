@@ -1,19 +1,28 @@
-"""`lora-sst2 predict`, `export --merged` and `info` on the tiny reproduced project."""
+"""`lora-sst2 predict` and `info` on the tiny reproduced project, and on a hand-made
+3-class sentence-pair adapter of its base model."""
 
 import io
 import json
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from transformers import AutoModelForSequenceClassification, AutoTokenizer
+from transformers import AutoTokenizer
 
-from lora_core.adapter import load_trained
+from lora_core.adapter import AdapterConfig, load_trained, write_adapter
 from lora_core.commands import cli
-from lora_core.commands.predict import json_line, prediction
-from lora_core.data import read_glue_tsv
+from lora_core.commands.predict import Predictor, json_line, prediction
+from lora_core.config import LoraConfig, ModelConfig
+from lora_core.errors import LoraSst2Error
+from lora_core.inject import lora_state_dict
+from lora_core.model import build_classifier
 from tests.conftest import set_params, work_copy
+
+BASE = "sentence-transformers/all-MiniLM-L6-v2"
+PAIR_LABELS = ("entailment", "neutral", "contradiction")
+PAIR_COLUMNS = ("sentence1", "sentence2")
 
 
 @pytest.fixture
@@ -38,7 +47,7 @@ def _expected(project, texts):
 
     inference = load_for_inference(project / "models", load_params(project / "params.yaml"))
     tokenizer = load_tokenizer(inference.config.base_model, project / "models/base")
-    split = tokenize(tokenizer, texts, [0] * len(texts), inference.config.max_length)
+    split, _ = tokenize(tokenizer, texts, [0] * len(texts), inference.config.max_length)
     return softmax(inference.logits(split))
 
 
@@ -154,12 +163,13 @@ def test_predict_file_without_text_says_so(project, capsys, tmp_path, monkeypatc
 
 
 def test_predict_reproduces_evaluate_test_accuracy_exactly(project, capsys):
-    test = read_glue_tsv(project / "data/prepared/test.tsv")
+    lines = (project / "data/prepared/test.jsonl").read_text(encoding="utf-8").splitlines()
+    test = [json.loads(line) for line in lines]
     path = project / "test_sentences.txt"
-    path.write_text("\n".join(test.sentences) + "\n", encoding="utf-8")
+    path.write_text("\n".join(row["text"] for row in test) + "\n", encoding="utf-8")
     _, out, _ = _predict(capsys, "--json", "--file", str(path))
-    labels = [int(json.loads(line)["label"] == "positive") for line in out.splitlines()]
-    accuracy = sum(p == y for p, y in zip(labels, test.labels)) / len(test.labels)
+    labels = [json.loads(line)["label"] for line in out.splitlines()]
+    accuracy = sum(p == row["label"] for p, row in zip(labels, test)) / len(test)
     expected = json.loads((project / "metrics/eval.json").read_text())["test"]["accuracy"]
     assert round(accuracy, 6) == expected
 
@@ -185,44 +195,13 @@ def test_predict_refuses_adapter_of_another_base_model(
     assert "trained on 'sentence-transformers/all-MiniLM-L6-v2', not 'bert-base-uncased'" in err
 
 
-def test_export_merged_loads_with_plain_transformers_and_matches(project, capsys, tmp_path):
-    out = tmp_path / "merged"
-    assert cli.main(["export", "--merged", str(out)]) == 0
-    assert capsys.readouterr().err == ""  # no progress bars
-    assert {"config.json", "model.safetensors", "tokenizer.json"} <= {p.name for p in out.iterdir()}
-    plain = AutoModelForSequenceClassification.from_pretrained(out).eval()
-    assert plain.config.id2label == {0: "negative", 1: "positive"}
-    ours, _ = load_trained("models")
-    ours.eval()
-    batch = AutoTokenizer.from_pretrained(out)(
-        ["good film", "a dull mess"], padding=True, return_tensors="pt"
-    )
-    with torch.no_grad():
-        torch.testing.assert_close(plain(**batch).logits, ours(**batch).logits, atol=1e-5, rtol=0)
-
-
-def test_export_merged_tokenizer_cuts_long_input_as_predict_does(project, capsys, tmp_path):
-    from transformers import pipeline
-
-    out = tmp_path / "merged"
-    assert cli.main(["export", "--merged", str(out)]) == 0
-    tokenizer_config = json.loads((out / "tokenizer_config.json").read_text())
-    adapter = json.loads((project / "models/adapter.json").read_text())
-    assert tokenizer_config["model_max_length"] == adapter["max_length"] == 32
-    long = "a gorgeous , witty film but a dull , boring mess " * 100  # 1,000 words
-    assert _predict(capsys, "--json", long)[2] == "note: 1 input(s) truncated to 32 tokens\n"
-    ours = json.loads(_predict(capsys, "--json", long)[1])
-    classify = pipeline("text-classification", model=str(out), device="cpu")
-    (theirs,) = classify([long], truncation=True)
-    assert theirs["label"] == ours["label"]
-    assert abs(theirs["score"] - ours["score"]) <= 1e-5
-
-
 def test_info_describes_adapter_and_metrics(project, capsys):
     assert cli.main(["info"]) == 0
     out = capsys.readouterr().out
     fields = dict(line.split(None, 1) for line in out.splitlines())
     assert fields["base_model"] == "sentence-transformers/all-MiniLM-L6-v2"
+    assert fields["labels"] == "['negative', 'positive']"
+    assert fields["text_columns"] == "['sentence']"
     assert fields["r"] == "4" and fields["alpha"] == "16.0"
     assert fields["targets"] == "['query', 'value']"
     assert int(fields["adapter_bytes"]) == (project / "models/adapter.safetensors").stat().st_size
@@ -246,6 +225,8 @@ def test_info_aligns_values_two_spaces_after_the_longest_key(project, capsys):
     trainable, total, size = _sizes(project)
     assert out.splitlines() == [
         "base_model               sentence-transformers/all-MiniLM-L6-v2",
+        "labels                   ['negative', 'positive']",
+        "text_columns             ['sentence']",
         "mode                     lora",
         "r                        4",
         "alpha                    16.0",
@@ -272,6 +253,8 @@ def test_info_of_another_adapter_says_the_scores_are_not_its(project, capsys, tm
         "\n".join(
             [
                 "base_model        sentence-transformers/all-MiniLM-L6-v2",
+                "labels            ['negative', 'positive']",
+                "text_columns      ['sentence']",
                 "mode              lora",
                 "r                 4",
                 "alpha             16.0",
@@ -366,3 +349,176 @@ def test_predict_refuses_a_params_file_it_cannot_find(project, capsys):
         "",
         "lora-sst2: error: params file not found: nope.yaml\n",
     )
+
+
+def pair_adapter(folder: Path, base_dir: Path) -> Path:
+    """A 3-class sentence-pair adapter of the tiny base: its trainable tensors moved off
+    their init, as if trained, so the classes differ from row to row."""
+    lora = LoraConfig(r=3, alpha=5.0, targets=("query", "value"))
+    model_cfg = ModelConfig(name=BASE)
+    model = build_classifier(model_cfg, lora, seed=1, base_dir=base_dir, labels=PAIR_LABELS)
+    torch.manual_seed(4)  # a draw whose four PAIRS are not all one class
+    state = {k: v + torch.randn_like(v) for k, v in lora_state_dict(model).items()}
+    folder.mkdir()
+    config = AdapterConfig(BASE, 32, "lora", False, lora, PAIR_LABELS, PAIR_COLUMNS)
+    write_adapter(folder / "adapter.safetensors", folder / "adapter.json", state, config)
+    return folder
+
+
+# the last pair is 40 words: cut to 32 tokens, longest text first, as the tokenizer cuts pairs
+PAIRS = [
+    ("a gorgeous , witty film", "the plot is dull"),
+    ("good", "bad"),
+    ("fun and smart", "a boring mess"),
+    ("good " * 30, "dull " * 10),
+]
+
+
+def direct_pair_probabilities(adapter: Path, base_dir: Path, pairs) -> np.ndarray:
+    """Softmax of the unmerged model on the tokenizer's own pair encoding, cut at 32."""
+    model, _ = load_trained(adapter, base_dir)
+    tokenizer = AutoTokenizer.from_pretrained(base_dir / BASE)
+    first, second = zip(*pairs)
+    batch = tokenizer(
+        list(first), list(second), padding=True, truncation=True, max_length=32,
+        return_tensors="pt",
+    )  # fmt: skip
+    with torch.no_grad():
+        return torch.softmax(model.eval()(**batch).logits, dim=-1).numpy()
+
+
+@pytest.fixture
+def pairs(project, tmp_path):
+    """The pair adapter, and PAIRS as a TSV with a header and a label column it ignores."""
+    adapter = pair_adapter(tmp_path / "pair-adapter", project / "models/base")
+    path = tmp_path / "dev.tsv"
+    rows = [f"{a}\t{b}\tneutral" for a, b in PAIRS]
+    path.write_text("\n".join(["sentence1\tsentence2\tlabel", *rows]) + "\n", encoding="utf-8")
+    return adapter, path
+
+
+def test_predict_scores_sentence_pairs_of_a_tsv_as_the_model_does(project, capsys, pairs):
+    adapter, path = pairs
+    status, out, err = _predict(capsys, "--json", "--adapter", str(adapter), "--file", str(path))
+    assert (status, err) == (0, "note: 1 input(s) truncated to 32 tokens\n")
+    expected = direct_pair_probabilities(adapter, project / "models/base", PAIRS)
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert [(r["text"], r["text_pair"]) for r in rows] == PAIRS
+    assert [r["label"] for r in rows] == [PAIR_LABELS[i] for i in expected.argmax(axis=1)]
+    assert len({r["label"] for r in rows}) > 1  # the classes differ: the check has teeth
+    for row, probs in zip(rows, expected):
+        assert list(row) == ["text", "text_pair", "label", "score", "probabilities"]
+        assert row["probabilities"] == pytest.approx(dict(zip(PAIR_LABELS, probs)), abs=1e-6)
+    plain = _predict(capsys, "--adapter", str(adapter), "--file", str(path))[1]
+    assert plain.splitlines() == [
+        f"{r['label']}\t{r['score']:.4f}\t{r['text']}\t{r['text_pair']}" for r in rows
+    ]
+
+
+def test_predict_reads_pairs_from_csv_and_jsonl_by_name_as_from_tsv(project, capsys, pairs):
+    adapter, tsv = pairs
+    at = ("--json", "--adapter", str(adapter), "--file")
+    csv, jsonl = tsv.with_suffix(".csv"), tsv.with_suffix(".jsonl")
+    quoted = [f'"{b}",x,"{a}"' for a, b in PAIRS]  # other order, other columns: by name
+    csv.write_text("\r\n".join(["sentence2,id,sentence1", *quoted]) + "\r\n", encoding="utf-8")
+    objects = [json.dumps({"sentence2": b, "sentence1": a}) for a, b in PAIRS]
+    jsonl.write_text("\n\n".join(objects) + "\n", encoding="utf-8")
+    from_tsv = _predict(capsys, *at, str(tsv))
+    assert _predict(capsys, *at, str(csv)) == _predict(capsys, *at, str(jsonl)) == from_tsv
+
+
+def test_predict_one_text_adapter_reads_its_column_of_a_csv(project, capsys, tmp_path):
+    path = tmp_path / "test.csv"
+    path.write_text("label,sentence\n" + "".join(f'1,"{t}"\n' for t in TEXTS), encoding="utf-8")
+    assert _predict(capsys, "--file", str(path)) == _predict(capsys, *TEXTS)
+
+
+def _refusal(capsys, monkeypatch, adapter, *args) -> str:
+    _stdin(monkeypatch, b"good\tbad\n")
+    status, out, err = _predict(capsys, "--adapter", str(adapter), *args)
+    assert (status, out, err.count("\n")) == (2, "", 1)
+    return err.removeprefix("lora-sst2: error: ").rstrip("\n")
+
+
+def test_predict_pair_adapter_refuses_single_texts_in_one_line(project, capsys, monkeypatch, pairs):
+    adapter, path = pairs
+    text = path.with_suffix(".txt")
+    text.write_text("good\tbad\n", encoding="utf-8")
+    tail = (
+        "and this adapter scores sentence pairs: give them with --file, a .csv, .tsv, .jsonl "
+        "or .parquet file with columns 'sentence1' and 'sentence2'"
+    )
+    assert _refusal(capsys, monkeypatch, adapter, "good", "bad") == (
+        f"sentence arguments are single texts, {tail}"
+    )
+    assert _refusal(capsys, monkeypatch, adapter, "--file", str(text)) == (
+        f"--file {text} is not .csv, .tsv, .jsonl or .parquet, so it is read as one text a "
+        f"line, {tail}"
+    )
+    assert _refusal(capsys, monkeypatch, adapter, "-") == (
+        f"standard input is read as one text a line, {tail}"
+    )
+    predictor = Predictor(adapter, base_dir=project / "models/base")  # the library: same rule
+    with pytest.raises(LoraSst2Error) as info:
+        predictor.probabilities(["good", "bad"])
+    assert str(info.value) == "this adapter scores sentence pairs (sentence1, sentence2)"
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        (
+            "in.tsv",
+            "sentence1\tlabel\ngood\tx\n",
+            "{path}: no column 'sentence2' (it has: label, sentence1); "
+            "this adapter reads sentence1, sentence2",
+        ),
+        (
+            "in.tsv",
+            "sentence1\tsentence2\ngood\tbad\nfun\t  \n",
+            "{path} row 3: sentence2 is '  ': every row needs some text",
+        ),
+        (
+            "in.csv",
+            'sentence1,sentence2\ngood,bad\n"a\nb",fun\n\nfun,bad\n',
+            "{path} row 4: sentence1 is '': every row needs some text",
+        ),
+        ("in.csv", "sentence1,sentence2\n", "{path} has a header but no rows"),
+        (
+            "in.tsv",
+            "sentence1\tsentence2\ngood\tbad\nfun\tbad\tdull\n",
+            "{path} row 3: 3 fields, the header has 2",
+        ),
+        (
+            "in.jsonl",
+            '{"sentence1": "a", "sentence2": "b"}\n\n{"sentence1": "c"}\n',
+            "{path} line 3: sentence2 is missing: every row needs some text",
+        ),
+        (
+            "in.jsonl",
+            '{"sentence1": "a", "sentence2": 7}\n',
+            "{path} line 1: sentence2 is 7: every row needs some text",
+        ),
+        ("in.jsonl", "[1, 2]\n", "{path} line 1: expected a JSON object, got '[1, 2]'"),
+    ],
+    ids=["no column", "blank text", "csv row after a quoted newline", "header only",
+         "extra field", "jsonl no key", "jsonl not text", "jsonl not an object"],
+)  # fmt: skip
+def test_predict_pair_file_errors_name_the_file_row_and_problem(
+    project, capsys, monkeypatch, pairs, name, content, message
+):
+    path = pairs[1].parent / name
+    path.write_text(content, encoding="utf-8")
+    got = _refusal(capsys, monkeypatch, pairs[0], "--file", str(path))
+    assert got == message.format(path=path)
+
+
+def test_info_names_the_classes_and_text_columns_of_any_adapter(project, capsys, pairs):
+    status, out, _ = _run(capsys, "info", "--adapter", str(pairs[0]))
+    assert status == 0
+    assert out.splitlines()[:4] == [
+        "base_model        sentence-transformers/all-MiniLM-L6-v2",
+        "labels            ['entailment', 'neutral', 'contradiction']",
+        "text_columns      ['sentence1', 'sentence2']",
+        "mode              lora",
+    ]

@@ -131,6 +131,9 @@ def test_export_peft_writes_exact_keys_tensors_and_config(project, capsys, tmp_p
     assert json.loads((out / EXPORT_MARKER).read_text()) == {
         "made_by": "lora-sst2 export --peft",
         "base_model": BASE,
+        "max_length": 32,
+        "id2label": {"0": "negative", "1": "positive"},
+        "text_columns": ["sentence"],
     }
 
 
@@ -192,7 +195,12 @@ def test_a_folder_peft_itself_saved_loads_with_peft_logits(project, tmp_path):
     native.eval().save_pretrained(tmp_path / "native")
     model, adapter = load_trained(tmp_path / "native")
     assert adapter == AdapterConfig(
-        MIRROR, 128, "lora", False, LoraConfig(2, 3.0, 0.0, ("value",), dropout_mode="element")
+        MIRROR,
+        128,
+        "lora",
+        False,
+        LoraConfig(2, 3.0, 0.0, ("value",), dropout_mode="element"),
+        labels=("LABEL_0", "LABEL_1"),  # PEFT's own folder names no classes
     )
     with torch.no_grad():
         torch.testing.assert_close(

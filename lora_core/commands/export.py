@@ -12,10 +12,10 @@ from lora_core.commands.dvcrun import run
 from lora_core.errors import LoraSst2Error
 from lora_core.files import PROJECT_MARKERS, atomic_dir, check_replaceable, json_text
 from lora_core.inject import lora_state_dict, unload_lora
+from lora_core.peft_format import EXPORT_MARKER, export_marker, module_kinds, to_peft, write_peft
 from lora_core.pretrained import BASE_DIR, load_tokenizer, quiet_transformers
 from lora_core.runtime import load_for_inference
 
-EXPORT_MARKER = "lora-sst2-export.json"  # marks a folder as ours to replace on a re-export
 PIPELINE_DIRS = ("data", "models", "metrics", ".dvc", ".git")
 
 
@@ -70,15 +70,16 @@ def export_merged(
     base_dir: str | Path = BASE_DIR,
     project: Path | None = None,
 ) -> Path:
-    """A plain Hugging Face folder: merged weights, config with labels, and the tokenizer,
-    which truncates at the adapter's max_length as predict does."""
+    """A plain Hugging Face folder: merged weights, config with the adapter's class names
+    (id2label), and the tokenizer, which truncates at the adapter's max_length as predict
+    does."""
     check_export_target(out, adapter_dir, force, project=project)
     inference = load_for_inference(adapter_dir, base_dir=base_dir)
     unload_lora(inference.model)  # merged already: plain nn.Linear layers, stock BERT
     tokenizer = load_tokenizer(inference.config.base_model, base_dir)
     # pipeline(..., truncation=True) cuts at model_max_length: the length it was trained on
     tokenizer.model_max_length = inference.config.max_length
-    marker = {"made_by": "lora-sst2 export --merged", "base_model": inference.config.base_model}
+    marker = export_marker("--merged", inference.config)
     with quiet_transformers(), atomic_dir(out) as tmp:  # no "Writing model shards" bar
         inference.model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
@@ -93,16 +94,16 @@ def export_peft(
     base_dir: str | Path = BASE_DIR,
     project: Path | None = None,
 ) -> Path:
-    """PEFT's adapter folder: ``PeftModel.from_pretrained(base, out)`` gives our logits."""
-    from lora_core.peft_format import module_kinds, to_peft, write_peft
-
+    """PEFT's adapter folder: ``PeftModel.from_pretrained(base, out)`` gives our logits, with
+    ``base`` loaded with ``num_labels`` as the marker's id2label; the marker names the classes
+    and text columns, which PEFT's files do not hold."""
     check_export_target(out, adapter_dir, force, "--peft", project)
     model, config = load_trained(adapter_dir, base_dir)
     try:
         tensors, peft_config = to_peft(lora_state_dict(model), config, module_kinds(model))
     except LoraSst2Error as err:
         raise LoraSst2Error(f"export --peft {out}: {err}") from None
-    marker = {"made_by": "lora-sst2 export --peft", "base_model": config.base_model}
+    marker = export_marker("--peft", config)
     with atomic_dir(out) as tmp:
         write_peft(tmp, tensors, peft_config)
         (tmp / EXPORT_MARKER).write_text(json_text(marker), encoding="utf-8")

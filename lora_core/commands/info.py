@@ -1,4 +1,5 @@
-"""`lora-sst2 info`: what an adapter is, how big, and how well the run that made it did."""
+"""`lora-sst2 info`: what an adapter is (its classes and text columns too), how big, and how
+well the run that made it did."""
 
 from __future__ import annotations
 
@@ -19,9 +20,12 @@ def adapter_info(
     (none when ``metrics_dir`` is None)."""
     model, config = load_trained(adapter_dir, base_dir)
     trainable, total = count_parameters(model)
-    lora = config.to_json()["lora"]
+    described = config.to_json()
+    lora = described["lora"]
     info = {
         "base_model": config.base_model,
+        "labels": described["labels"],  # class names in id order, any number
+        "text_columns": described["text_columns"],  # one, or a sentence pair
         "mode": config.mode,
         **{k: lora[k] for k in ("r", "alpha", "targets", "dropout", "dropout_mode", "rslora")},
         "trainable_params": trainable,

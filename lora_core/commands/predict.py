@@ -1,4 +1,5 @@
-"""`lora-sst2 predict`: sentences in, label and its probability out, scored as evaluate scores."""
+"""`lora-sst2 predict`: texts (or sentence pairs) in, label and its probability out, scored as
+evaluate scores."""
 
 from __future__ import annotations
 
@@ -15,13 +16,23 @@ from lora_core.files import decode_utf8
 from lora_core.metrics import softmax
 from lora_core.pretrained import BASE_DIR, load_tokenizer
 from lora_core.runtime import load_for_inference
+from lora_core.tables import FORMATS, read_columns
 from lora_core.tokens import tokenize
 
 STDIN = "-"  # as a --file, or as the only sentence: read standard input
+KINDS = ", ".join(FORMATS[:-1]) + " or " + FORMATS[-1]  # read by column; others: a text a line
+
+
+def read_table(path: Path, columns: tuple[str, ...]) -> list[list[str]]:
+    """Each of ``columns`` of a table file, by name (other columns are ignored)."""
+    if path.is_dir():
+        raise LoraSst2Error(f"--file {path} is a directory, expected a text file")
+    table = read_columns(path, list(columns), f"; this adapter reads {', '.join(columns)}")
+    return [table.texts(k, name) for k, name in enumerate(columns)]
 
 
 class Predictor:
-    """A merged model and its tokenizer: sentences in, each class's probability out."""
+    """A merged model and its tokenizer: texts in, each class's probability out."""
 
     def __init__(
         self,
@@ -34,34 +45,39 @@ class Predictor:
         self.inference = load_for_inference(adapter_dir, project, base_dir)
         self.max_length = self.inference.config.max_length
         self.labels = tuple(self.inference.config.labels)  # class i is labels[i]
+        self.text_columns = tuple(self.inference.config.text_columns)  # two: sentence pairs
         self.tokenizer = load_tokenizer(self.inference.config.base_model, base_dir)
 
-    def probabilities(self, sentences: list[str]) -> tuple[np.ndarray, int]:
-        """Each class's probability per sentence (n, len(labels)), and how many sentences
-        were truncated."""
-        split = tokenize(self.tokenizer, sentences, [0] * len(sentences), self.max_length)
-        # Only a sentence that fills max_length can have been cut: re-tokenize just those.
-        at_limit = [s for s, n in zip(sentences, split.lengths) if n == self.max_length]
-        full = (
-            self.tokenizer(at_limit, truncation=False, verbose=False)["input_ids"]
-            if at_limit
-            else []
-        )
-        truncated = sum(len(ids) > self.max_length for ids in full)
-        return softmax(self.inference.logits(split)), truncated
+    def probabilities(
+        self, texts: list[str], pairs: list[str] | None = None
+    ) -> tuple[np.ndarray, int]:
+        """Each class's probability per input (n, len(labels)), and how many inputs were
+        truncated; ``pairs`` holds each input's second text, for a sentence-pair adapter."""
+        if (pairs is not None) != (len(self.text_columns) == 2):
+            kind = "sentence pairs" if pairs is None else "single texts, not pairs"
+            raise LoraSst2Error(f"this adapter scores {kind} ({', '.join(self.text_columns)})")
+        split, full = tokenize(self.tokenizer, texts, [0] * len(texts), self.max_length, pairs)
+        return softmax(self.inference.logits(split)), int((full > self.max_length).sum())
 
-    def predictions(self, sentences: list[str]) -> tuple[list[dict], int]:
-        """One ``prediction`` per sentence, and how many sentences were truncated."""
-        probs, truncated = self.probabilities(sentences)
-        return [prediction(t, row, self.labels) for t, row in zip(sentences, probs)], truncated
+    def predictions(
+        self, texts: list[str], pairs: list[str] | None = None
+    ) -> tuple[list[dict], int]:
+        """One ``prediction`` per input, and how many inputs were truncated."""
+        probs, truncated = self.probabilities(texts, pairs)
+        seconds = pairs if pairs is not None else [None] * len(texts)
+        rows = [prediction(t, row, self.labels, p) for t, p, row in zip(texts, seconds, probs)]
+        return rows, truncated
 
 
-def prediction(text: str, probs: np.ndarray, labels: tuple[str, ...]) -> dict:
+def prediction(
+    text: str, probs: np.ndarray, labels: tuple[str, ...], text_pair: str | None = None
+) -> dict:
     """The most probable label, its probability as ``score`` (what transformers' pipeline
-    calls the score), and every label's probability."""
+    calls the score), and every label's probability; a pair's second text as ``text_pair``."""
     best = int(np.argmax(probs))
     return {
         "text": text,
+        **({} if text_pair is None else {"text_pair": text_pair}),
         "label": labels[best],
         "score": float(probs[best]),
         "probabilities": {label: float(p) for label, p in zip(labels, probs)},
@@ -74,8 +90,14 @@ def json_line(row: dict) -> str:
     return json.dumps({**row, "score": round(row["score"], 6), "probabilities": rounded})
 
 
-def read_inputs(texts: list[str], file: str | None) -> list[str]:
-    """Sentences from the arguments or from a file (one a line); '-' reads stdin."""
+def plain_line(row: dict) -> str:
+    """label, score and text, tab-separated; a pair's second text is a fourth field."""
+    texts = [row["text"], row["text_pair"]] if "text_pair" in row else [row["text"]]
+    return "\t".join([row["label"], f"{row['score']:.4f}", *texts])
+
+
+def input_source(texts: list[str], file: str | None) -> tuple[list[str], str | None]:
+    """The arguments' texts, or the file to read ('-': stdin): checked before the model loads."""
     if file is not None and texts:
         raise LoraSst2Error("give sentences as arguments or with --file, not both")
     if STDIN in texts:
@@ -83,20 +105,43 @@ def read_inputs(texts: list[str], file: str | None) -> list[str]:
             raise LoraSst2Error(
                 "'-' reads the sentences from standard input: give it alone, not among sentences"
             )
-        file, texts = STDIN, []
-    if file is not None:
-        return _read_file(file)
-    if not texts:
+        return [], STDIN
+    if file is None and not texts:
         raise LoraSst2Error("no input: give sentences as arguments or with --file PATH")
     for number, text in enumerate(texts, start=1):
         if not text.strip():
             raise LoraSst2Error(f"input {number} is empty: every input needs some text")
-    return texts
+    return texts, file
+
+
+def read_inputs(
+    texts: list[str], file: str | None, columns: tuple[str, ...] = ("sentence",)
+) -> tuple[list[str], list[str] | None]:
+    """The texts to score, and their second texts when ``columns`` (the adapter's text
+    columns) are a pair. A .csv, .tsv or .jsonl --file is read by column name; any other
+    file, and stdin, is one text a line, for a one-text adapter only."""
+    texts, file = input_source(texts, file)
+    if file not in (None, STDIN) and Path(file).suffix.lower() in FORMATS:
+        values = read_table(Path(file), columns)
+        return values[0], values[1] if len(columns) == 2 else None
+    if len(columns) == 2:
+        a, b = (repr(c) for c in columns)
+        plain = {None: "sentence arguments are single texts", STDIN: "standard input is"}
+        where = plain.get(file, f"--file {file} is not {KINDS}, so it is")
+        if file is not None:
+            where += " read as one text a line"
+        raise LoraSst2Error(
+            f"{where}, and this adapter scores sentence pairs: give them with --file, a "
+            f"{KINDS} file with columns {a} and {b}"
+        )
+    return (texts if file is None else _read_file(file)), None
 
 
 def _read_file(file: str) -> list[str]:
     """The file's sentences: some text, and no blank line but at the end."""
-    lines = _read_lines(file)
+    lines = decode_utf8(_read_bytes(file), f"--file {file}").splitlines()
+    while lines and not lines[-1].strip():
+        lines.pop()
     if not lines:
         name = "standard input" if file == STDIN else f"--file {file}"
         raise LoraSst2Error(f"{name} has no text: expected one sentence a line")
@@ -110,8 +155,8 @@ def _read_file(file: str) -> list[str]:
     return lines
 
 
-def _read_lines(file: str) -> list[str]:
-    """The file's lines: a UTF-8 BOM dropped, trailing blank lines ignored."""
+def _read_bytes(file: str) -> bytes:
+    """The file's bytes ('-': stdin's): a folder, an unreadable file or a NUL byte refused."""
     path = Path(file)
     if file != STDIN and path.is_dir():
         raise LoraSst2Error(f"--file {file} is a directory, expected a text file")
@@ -122,10 +167,7 @@ def _read_lines(file: str) -> list[str]:
     if b"\x00" in data:
         line = data[: data.index(b"\x00")].count(b"\n") + 1
         raise LoraSst2Error(f"--file {file} contains a NUL byte (line {line}): expected text")
-    lines = decode_utf8(data, f"--file {file}").splitlines()
-    while lines and not lines[-1].strip():
-        lines.pop()
-    return lines
+    return data
 
 
 def params_file(args: argparse.Namespace) -> str | None:
@@ -135,31 +177,34 @@ def params_file(args: argparse.Namespace) -> str | None:
 
 
 def run_predict(args: argparse.Namespace) -> int:
-    texts = read_inputs(args.texts, args.file)
+    texts, file = input_source(args.texts, args.file)  # before the model loads, which is slow
     predictor = Predictor(args.adapter, params_file(args), args.base_dir)
-    rows, truncated = predictor.predictions(texts)
+    rows, truncated = predictor.predictions(*read_inputs(texts, file, predictor.text_columns))
     if truncated:
         print(
             f"note: {truncated} input(s) truncated to {predictor.max_length} tokens",
             file=sys.stderr,
         )
     for row in rows:
-        if args.json:
-            print(json_line(row))
-        else:
-            print(f"{row['label']}\t{row['score']:.4f}\t{row['text']}")
+        print(json_line(row) if args.json else plain_line(row))
     return 0
 
 
 def register(subparsers) -> None:
     """Add `predict` to the CLI."""
-    p = subparsers.add_parser("predict", help="score sentences with the trained adapter")
-    p.add_argument("texts", nargs="*", help="sentences to score; a lone '-' reads stdin")
-    p.add_argument("--file", help="one sentence a line; '-' reads stdin")
+    p = subparsers.add_parser("predict", help="score texts with the trained adapter")
+    p.add_argument(
+        "texts", nargs="*", help="texts to score (not sentence pairs); a lone '-' reads stdin"
+    )
+    p.add_argument(
+        "--file",
+        help="a .csv, .tsv or .jsonl file with the adapter's text columns by name (pairs too), "
+        "else one text a line; '-' reads stdin",
+    )
     p.add_argument(
         "--json",
         action="store_true",
-        help="JSON lines: text, label, score (the label's probability), probabilities",
+        help="JSON lines: text (and text_pair), label, score (its probability), probabilities",
     )
     p.add_argument(
         "--adapter", help="folder with adapter.* or PEFT's files (default: the project's models/)"
