@@ -140,6 +140,10 @@ def test_lock_problem_names_what_is_missing():
     for cut in ({"path": "m", "hash": "md5"}, {**OUT, "md5": 179}):  # "md5: 0179" parses
         lock = {"schema": "2.0", "stages": {"train": {"cmd": "x", "outs": [cut]}}}
         assert fresh.lock_problem(lock) == "stage 'train': an entry of outs has no path and hash"
+    cut_after_deps = {"schema": "2.0", "stages": {"train": {"cmd": "x", "deps": [OUT]}}}
+    declared = {"train": {"cmd": "x", "outs": ["m"]}}
+    assert fresh.lock_problem(cut_after_deps, declared) == "stage 'train' has no outs"
+    assert fresh.lock_problem(cut_after_deps, {"train": {"cmd": "x"}}) is None
 
 
 def test_check_fresh_and_gate_refuse_damaged_files(committed, tmp_path, monkeypatch, capsys):

@@ -143,15 +143,19 @@ def _hashed(entry: Any) -> bool:
     return isinstance(entry, dict) and isinstance(entry.get(entry.get("hash", "md5")), str)
 
 
-def lock_problem(lock: Any) -> str | None:
+def lock_problem(lock: Any, declared: dict | None = None) -> str | None:
     """What makes a parsed dvc.lock unusable (cut short, hand-edited), or None: DVC's own
-    lock schema, and a hash on every dep and out (DVC accepts an entry cut before it)."""
+    lock schema, a hash on every dep and out (DVC accepts an entry cut before it), and the
+    outs of every stage whose ``declared`` (dvc.yaml) entry has some (a cut after deps)."""
     if not isinstance(lock, dict) or not isinstance(lock.get("stages"), dict):
         return "no stages mapping"
     problem = _dvc_schema_problem(lock)
     if problem:
         return problem
     for name, stage in lock["stages"].items():
+        wants = (declared or {}).get(name) or {}
+        if any(wants.get(k) for k in ("outs", "metrics", "plots")) and not stage.get("outs"):
+            return f"stage {name!r} has no outs"
         for kind in ("deps", "outs"):
             entries = stage.get(kind, []) if isinstance(stage, dict) else None
             if not isinstance(entries, list) or not all(_hashed(e) for e in entries):
@@ -171,7 +175,7 @@ def read_lock(path: Path = Path("dvc.lock")) -> dict:
     except (YAMLError, UnicodeDecodeError) as err:
         what = yaml_problem(err.__cause__) if err.__cause__ else "not valid YAML"
         raise LoraSst2Error(f"{path} is damaged ({what}); {fix}") from None
-    problem = lock_problem(lock)
+    problem = lock_problem(lock, (_read_yaml(Path("dvc.yaml")) or {}).get("stages"))
     if problem:
         raise LoraSst2Error(f"{path} is damaged ({problem}); {fix}")
     return lock
