@@ -220,8 +220,16 @@ def test_info_aligns_values_two_spaces_after_the_longest_key(project, capsys):
     status, out, err = _run(capsys, "info")
     assert (status, err) == (0, "")
     scores = json.loads((project / "metrics/eval.json").read_text())
-    keys = [f"{split}.{key}" for split in scores for key in scores[split]]
-    assert max(keys, key=len) == "test.accuracy_ci95_high"  # 23 characters: values at 25
+    expected = {}
+    for split, values in scores.items():
+        for key, value in values.items():
+            if key == "per_class":  # a class a line: "precision 0.8 recall 0.9 f1 0.85 support 20"
+                for name, v in value.items():
+                    line = f"precision {v['precision']} recall {v['recall']} f1 {v['f1']}"
+                    expected[f"{split}.{key}.{name}"] = f"{line} support {v['support']}"
+            else:
+                expected[f"{split}.{key}"] = value
+    assert max(map(len, expected)) == len("test.accuracy_ci95_high")  # 23: values at 25
     trainable, total, size = _sizes(project)
     assert out.splitlines() == [
         "base_model               sentence-transformers/all-MiniLM-L6-v2",
@@ -237,7 +245,7 @@ def test_info_aligns_values_two_spaces_after_the_longest_key(project, capsys):
         f"trainable_params         {trainable}",
         f"total_params             {total}",
         f"adapter_bytes            {size}",
-        *(f"{key:<23}  {scores[key.split('.')[0]][key.split('.', 1)[1]]}" for key in keys),
+        *(f"{key:<23}  {value}" for key, value in expected.items()),
     ]
     assert f"test.accuracy_ci95_high  {scores['test']['accuracy_ci95_high']}" in out
     assert f"val.accuracy             {scores['val']['accuracy']}" in out

@@ -44,7 +44,22 @@ def scores(eval_path: Path) -> dict:
     raw = read_json(eval_path)
     if not isinstance(raw, dict) or not all(isinstance(v, dict) for v in raw.values()):
         raise LoraSst2Error(f"{eval_path} is damaged: run `dvc repro` to write it anew")
-    return {f"{split}.{k}": v for split in raw for k, v in raw[split].items()}
+    out = {}
+    for split, values in raw.items():
+        for key, value in values.items():
+            if isinstance(value, dict):  # per_class: one line a class
+                for name, v in value.items():
+                    out[f"{split}.{key}.{name}"] = _compact(v)
+            else:
+                out[f"{split}.{key}"] = value
+    return out
+
+
+def _compact(scores) -> str:
+    """A class's scores on one line: ``precision 0.81 recall 0.85 f1 0.83 support 428``."""
+    if not isinstance(scores, dict):
+        return str(scores)
+    return " ".join(f"{k} {v}" for k, v in scores.items())
 
 
 def is_project_adapter(args: argparse.Namespace) -> bool:
