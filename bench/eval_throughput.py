@@ -29,7 +29,7 @@ from lora_core.config import LoraConfig
 from lora_core.inject import lora_layers, merge_lora
 from lora_core.model import build_classifier
 from lora_core.pretrained import BASE_DIR, load_base_model, resolve_model_source
-from lora_core.runtime import predict_logits, resolve_precision
+from lora_core.runtime import load_for_inference, predict_logits, resolve_precision
 
 LORA = LoraConfig(r=4, alpha=16, dropout=0.1, targets=("query", "value"))
 
@@ -51,20 +51,24 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def lora_classifier(args, model_cfg, base_dir) -> tuple[nn.Module, str]:
-    """The trained adapter when it was trained on this model, else LoRA with a random B."""
+def lora_classifier(args, model_cfg, base_dir) -> tuple[nn.Module, nn.Module, str]:
+    """(unmerged, merged, source): the trained adapter when it was trained on this model,
+    merged by ``runtime.load_for_inference`` as evaluate and predict merge it; else LoRA
+    with a random B, merged by hand."""
     folder = Path(args.adapter)
     if (folder / WEIGHTS).exists() and (folder / CONFIG).exists():
         _, config = read_adapter(folder)
         trained_on = Path(resolve_model_source(config.base_model, BASE_DIR)).resolve()
         if trained_on == Path(resolve_model_source(model_cfg.name, base_dir)).resolve():
-            model, _ = load_trained(folder)
-            return model, f"adapter {folder}/{WEIGHTS}"
+            merged = load_for_inference(folder).model  # CPU, evaluate's defaults
+            return load_trained(folder)[0], merged, f"adapter {folder}/{WEIGHTS}"
     model = build_classifier(model_cfg, LORA, "lora", True, args.seed, base_dir)
     with torch.no_grad():
         for layer in lora_layers(model):
             layer.lora_B.normal_(0.0, 0.02)  # B = 0 would make the merge a no-op
-    return model, "random LoRA B (no trained adapter for this model)"
+    merged = copy.deepcopy(model)
+    merge_lora(merged)
+    return model, merged, "random LoRA B (no trained adapter for this model)"
 
 
 def share_head(base: nn.Module, merged: nn.Module) -> None:
@@ -75,14 +79,11 @@ def share_head(base: nn.Module, merged: nn.Module) -> None:
         getattr(base, base.base_model_prefix).pooler = copy.deepcopy(encoder.pooler)
 
 
-def check_merge(model: nn.Module, base: nn.Module, probe) -> tuple[float, float]:
-    """Merges ``model`` in place; (max |merged - unmerged|, max |merged - base|) of logits."""
+def check_merge(unmerged: nn.Module, merged: nn.Module, base: nn.Module, probe):
+    """(max |merged - unmerged|, max |merged - base|) of logits."""
     cpu = torch.device("cpu")
-    unmerged = predict_logits(model, probe, 64, cpu, "fp32")
-    merge_lora(model)
-    merged = predict_logits(model, probe, 64, cpu, "fp32")
-    plain = predict_logits(base, probe, 64, cpu, "fp32")
-    return float(np.abs(merged - unmerged).max()), float(np.abs(merged - plain).max())
+    a, b, c = (predict_logits(m, probe, 64, cpu, "fp32") for m in (unmerged, merged, base))
+    return float(np.abs(b - a).max()), float(np.abs(b - c).max())
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -91,10 +92,10 @@ def main(argv: list[str] | None = None) -> int:
     precision = resolve_precision(args.precision, device)
     model_cfg, base_dir = model_source(args.model)
     split = sst2_splits(model_cfg, base_dir, {args.split: args.n})[args.split]
-    merged, source = lora_classifier(args, model_cfg, base_dir)
+    unmerged, merged, source = lora_classifier(args, model_cfg, base_dir)
     base = load_base_model(model_cfg.name, base_dir)
     share_head(base, merged)
-    to_merged, to_base = check_merge(merged, base, head(split, 64))
+    to_merged, to_base = check_merge(unmerged, merged, base, head(split, 64))
     print(f"machine: {describe_machine()}")
     print(
         f"model {model_cfg.name}; {len(split)} {args.split} examples, batch {args.batch_size}, "

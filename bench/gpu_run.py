@@ -15,20 +15,22 @@ import argparse
 import dataclasses
 import json
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from common import DEFAULT_MODEL, Timer, head, model_source
+from lora_core.adapter import CONFIG, WEIGHTS, AdapterConfig, write_adapter
 from lora_core.config import Params, load_params
 from lora_core.errors import exit_on_user_error
-from lora_core.inject import inject_lora, load_lora_state_dict, mark_trainable, merge_lora
+from lora_core.inject import inject_lora, mark_trainable
 from lora_core.loop import train_model
 from lora_core.metrics import classification_metrics
 from lora_core.model import classifier_for_training
-from lora_core.runtime import predict_logits, resolve_device, resolve_precision
-from lora_core.tokens import TokenizedSplit, load_tokenized, split_file
+from lora_core.runtime import load_for_inference, resolve_device, resolve_precision
+from lora_core.tokens import TokenizedSplit, load_tokenized, read_task, split_file
 
 SPLIT_NAMES = ("train", "val", "test")
 SYNTHETIC_EXAMPLES = 8192  # per timed configuration when --max-examples is not given
@@ -80,17 +82,24 @@ def run_pipeline(args: argparse.Namespace, params: Params) -> dict:
     eval_precision = resolve_precision(args.eval_precision or params.evaluate.precision, device)
     splits = load_splits(args.tokenized, args.max_examples)
     model_cfg, base_dir = model_source(args.model, params.model.max_length)
-    model = classifier_for_training(dataclasses.replace(params, model=model_cfg), base_dir)
+    task = read_task(args.tokenized)
+    model = classifier_for_training(
+        dataclasses.replace(params, model=model_cfg), base_dir, labels=task.labels
+    )
     batch = params.evaluate.batch_size
     result = train_model(
         model, splits["train"], splits["val"], cfg, device, precision, batch, args.progress
     )
-    load_lora_state_dict(model, result.best_state)  # what the train stage saves
-    merge_lora(model)  # what the evaluate stage scores
+    with tempfile.TemporaryDirectory() as folder:  # the train stage's files, then evaluate's load
+        config = AdapterConfig.from_params(dataclasses.replace(params, model=model_cfg), task)
+        write_adapter(Path(folder, WEIGHTS), Path(folder, CONFIG), result.best_state, config)
+        evaluate = dataclasses.replace(params.evaluate, precision=eval_precision)
+        scoring = dataclasses.replace(params, model=model_cfg, train=cfg, evaluate=evaluate)
+        inference = load_for_inference(folder, scoring, base_dir)
     test = splits["test"]
     with Timer() as timer:
-        logits = predict_logits(model, test, batch, device, eval_precision)
-    scores = classification_metrics(logits, test.labels)
+        logits = inference.logits(test)
+    scores = classification_metrics(logits, test.labels, task.labels)
     return {
         "mode": "pipeline",
         "model": model_cfg.name,
@@ -107,7 +116,7 @@ def run_pipeline(args: argparse.Namespace, params: Params) -> dict:
         "test_examples": len(test),
         "eval_examples_per_second": round(len(test) / timer.seconds, 1),
         "test_accuracy": round(scores["accuracy"], 4),
-        "test_f1": round(scores["f1"], 4),
+        "test_f1": round(scores.get("f1", scores["macro_f1"]), 4),  # macro past 2 classes
     }
 
 
