@@ -22,6 +22,8 @@ from lora_core.tokens import Task
 
 WEIGHTS, CONFIG = "adapter.safetensors", "adapter.json"
 PEFT_WEIGHTS, PEFT_CONFIG = "adapter_model.safetensors", "adapter_config.json"  # PEFT's
+# Marks a folder as our export, ours to replace, and says what PEFT's files cannot.
+EXPORT_MARKER = "lora-sst2-export.json"
 LENGTHS = f"must be an integer from 2 to {MAX_LENGTH}"
 FORMAT = 1
 
@@ -137,8 +139,6 @@ def read_adapter(folder: str | Path) -> tuple[dict[str, torch.Tensor], AdapterCo
     folder = Path(folder)
     weights, config_path = weights_file(folder), folder / CONFIG
     if is_peft_folder(folder):
-        from lora_core.peft_format import read_peft  # only a PEFT folder loads the converter
-
         state, config = read_peft(folder)
     elif not weights.is_file() or not config_path.is_file():
         raise LoraSst2Error(
@@ -151,6 +151,34 @@ def read_adapter(folder: str | Path) -> tuple[dict[str, torch.Tensor], AdapterCo
     if bad:
         raise LoraSst2Error(f"{weights} holds NaN or inf values (in {bad[0]}): retrain it")
     return state, config
+
+
+def read_peft(folder: Path) -> tuple[dict[str, torch.Tensor], AdapterConfig]:
+    """The adapter in a PEFT folder as our state dict and config, one clear error if not;
+    the class names and text columns come from our export's marker when it has one."""
+    from lora_core.peft_format import from_peft  # only a PEFT folder loads the converter
+
+    weights, config_path, marker = (
+        folder / PEFT_WEIGHTS,
+        folder / PEFT_CONFIG,
+        folder / EXPORT_MARKER,
+    )
+    for path in (config_path, weights):
+        if not path.is_file():
+            raise LoraSst2Error(
+                f"no adapter in {folder}/: it holds a PEFT adapter without {path.name}"
+            )
+    task = read_json(marker) if marker.is_file() else None
+    sources = (str(config_path), str(weights), task, str(marker))
+    state, fields = from_peft(read_json(config_path), load_tensors(weights), *sources)
+    with errors_from(str(config_path)):
+        return state, AdapterConfig(**fields)
+
+
+def write_peft(folder: Path, tensors: dict[str, torch.Tensor], peft_config: dict) -> None:
+    """Write PEFT's two files into ``folder`` (a temporary one: see files.atomic_dir)."""
+    save_file(tensors, str(folder / PEFT_WEIGHTS), metadata={"format": "pt"})
+    (folder / PEFT_CONFIG).write_text(json_text(peft_config), encoding="utf-8")
 
 
 def load_trained(

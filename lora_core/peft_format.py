@@ -1,32 +1,29 @@
-"""PEFT's adapter folder (adapter_config.json + adapter_model.safetensors), both ways.
+"""PEFT's adapter format, both ways: our tensors and config to what
+``get_peft_model(...).save_pretrained()`` writes for a sequence classifier, and back.
 
-The files are written and read by hand, as ``get_peft_model(...).save_pretrained()`` writes
-them for a sequence classifier: PEFT itself is never imported, so it is no dependency.
+Conversion only, by hand: adapter.py reads and writes the files, and PEFT itself is never
+imported, so it is no dependency.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import re
 from collections.abc import Mapping
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
-from safetensors.torch import save_file
 from torch import nn
 
-from lora_core.adapter import PEFT_CONFIG, PEFT_WEIGHTS, AdapterConfig, load_tensors
 from lora_core.config import MAX_RANK, LoraConfig, ModelConfig
 from lora_core.errors import ConfigError, LoraSst2Error, errors_from
-from lora_core.files import json_text, read_json
 from lora_core.inject import _matches as target_matches
 from lora_core.layer import LoRALinear
 from lora_core.pretrained import LABELS
 
-# Marks a folder as our export, ours to replace, and says what PEFT's files cannot.
-EXPORT_MARKER = "lora-sst2-export.json"
+if TYPE_CHECKING:  # a type only: adapter.py imports this module, not the other way round
+    from lora_core.adapter import AdapterConfig
+
 PREFIX = "base_model.model."  # PeftModel -> LoraModel -> the transformers model
 LORA_LEAVES = ("lora_A", "lora_B")
 CLASSIFIER = ["classifier", "score"]  # what PEFT adds to modules_to_save for SEQ_CLS
@@ -130,24 +127,6 @@ def to_peft(
     return tensors, peft_config
 
 
-def write_peft(folder: Path, tensors: dict[str, torch.Tensor], peft_config: dict) -> None:
-    """Write PEFT's two files into ``folder`` (a temporary one: see files.atomic_dir)."""
-    save_file(tensors, str(folder / PEFT_WEIGHTS), metadata={"format": "pt"})
-    (folder / PEFT_CONFIG).write_text(json_text(peft_config), encoding="utf-8")
-
-
-def export_marker(option: str, config: AdapterConfig) -> dict:
-    """The marker an export writes: who made the folder, and what PEFT's files cannot say
-    (class names, text columns, max_length), which ``read_peft`` reads back."""
-    return {
-        "made_by": f"lora-sst2 export {option}",
-        "base_model": config.base_model,
-        "max_length": config.max_length,
-        "id2label": {str(i): name for i, name in enumerate(config.labels)},
-        "text_columns": list(config.text_columns),
-    }
-
-
 def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
@@ -192,8 +171,9 @@ def _rules(raw: dict) -> list[tuple[str, bool, str]]:
     return rules
 
 
-def _adapter_config(raw: Any) -> AdapterConfig:
-    """Our config for a parsed adapter_config.json; what we cannot represent is refused."""
+def _adapter_config(raw: Any) -> dict[str, Any]:
+    """Our config's fields for a parsed adapter_config.json; what we cannot represent is
+    refused."""
     if not isinstance(raw, dict):
         raise ConfigError(f"expected a mapping of keys, got {raw!r}")
     raw = {**DEFAULTS, **raw}
@@ -206,7 +186,13 @@ def _adapter_config(raw: Any) -> AdapterConfig:
     )  # fmt: skip
     pooler = bool(set(raw["modules_to_save"] or []) & set(POOLERS))
     name, max_length = raw["base_model_name_or_path"], ModelConfig().max_length
-    return AdapterConfig(name, max_length, "lora", pooler, lora)
+    return {
+        "base_model": name,
+        "max_length": max_length,
+        "mode": "lora",
+        "train_pooler": pooler,
+        "lora": lora,
+    }
 
 
 def _heads_ok(saved: Any) -> bool:
@@ -253,12 +239,12 @@ def from_peft(
     config_source: str,
     weights_source: str,
     marker: Any = None,
-    marker_source: str = EXPORT_MARKER,
-) -> tuple[dict[str, torch.Tensor], AdapterConfig]:
-    """Our state dict and config for PEFT's parsed adapter_config.json and tensors, with
-    the class names and text columns of our export's parsed ``marker`` (None: none)."""
+    marker_source: str = "lora-sst2-export.json",
+) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Our state dict and AdapterConfig's fields for PEFT's parsed adapter_config.json and
+    tensors, with the class names and text columns of our export's parsed ``marker``."""
     with errors_from(config_source):
-        config = _adapter_config(raw)
+        fields = _adapter_config(raw)
     state = {}
     for key, value in tensors.items():
         parts = key.removeprefix(PREFIX).split(".")
@@ -271,17 +257,4 @@ def from_peft(
             )
         state[".".join(parts[:-1]) if lora else ".".join(parts)] = value
     with errors_from(marker_source):
-        return state, dataclasses.replace(config, **_task(marker, _classes(state)))
-
-
-def read_peft(folder: Path) -> tuple[dict[str, torch.Tensor], AdapterConfig]:
-    """The adapter in a PEFT folder as our state dict and config, one clear error if not."""
-    weights, config_path = folder / PEFT_WEIGHTS, folder / PEFT_CONFIG
-    for path in (config_path, weights):
-        if not path.is_file():
-            raise LoraSst2Error(
-                f"no adapter in {folder}/: it holds a PEFT adapter without {path.name}"
-            )
-    raw, marker = read_json(config_path), folder / EXPORT_MARKER
-    task = read_json(marker) if marker.is_file() else None
-    return from_peft(raw, load_tensors(weights), str(config_path), str(weights), task, str(marker))
+        return state, {**fields, **_task(marker, _classes(state))}

@@ -10,9 +10,8 @@ from safetensors import safe_open
 from safetensors.torch import load_file
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-from lora_core.adapter import AdapterConfig, load_trained, write_adapter
+from lora_core.adapter import EXPORT_MARKER, AdapterConfig, load_trained, write_adapter
 from lora_core.commands import cli
-from lora_core.commands.export import EXPORT_MARKER
 from lora_core.config import LoraConfig, ModelConfig
 from lora_core.errors import ConfigError, LoraSst2Error
 from lora_core.inject import lora_state_dict

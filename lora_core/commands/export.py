@@ -6,17 +6,29 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from lora_core.adapter import load_trained
+from lora_core.adapter import EXPORT_MARKER, AdapterConfig, load_trained, write_peft
 from lora_core.commands.cli import find_project_root
 from lora_core.commands.dvcrun import run
 from lora_core.errors import LoraSst2Error
 from lora_core.files import PROJECT_MARKERS, atomic_dir, check_replaceable, json_text
 from lora_core.inject import lora_state_dict, unload_lora
-from lora_core.peft_format import EXPORT_MARKER, export_marker, module_kinds, to_peft, write_peft
+from lora_core.peft_format import module_kinds, to_peft
 from lora_core.pretrained import BASE_DIR, load_tokenizer, quiet_transformers
 from lora_core.runtime import load_for_inference
 
 PIPELINE_DIRS = ("data", "models", "metrics", ".dvc", ".git")
+
+
+def export_marker(option: str, config: AdapterConfig) -> dict:
+    """The marker an export writes: who made the folder, and what PEFT's files cannot say
+    (class names, text columns, max_length), which ``read_peft`` reads back."""
+    return {
+        "made_by": f"lora-sst2 export {option}",
+        "base_model": config.base_model,
+        "max_length": config.max_length,
+        "id2label": {str(i): name for i, name in enumerate(config.labels)},
+        "text_columns": list(config.text_columns),
+    }
 
 
 def _tracked(folder: Path) -> bool:
