@@ -13,7 +13,7 @@ from transformers import AutoTokenizer
 
 from lora_core.adapter import AdapterConfig, load_trained, write_adapter
 from lora_core.commands import cli
-from lora_core.commands.predict import Predictor, json_line, prediction
+from lora_core.commands.predict import Predictor, json_line, plain_line, prediction
 from lora_core.config import LoraConfig, ModelConfig
 from lora_core.errors import LoraSst2Error
 from lora_core.inject import lora_state_dict
@@ -530,3 +530,10 @@ def test_info_names_the_classes_and_text_columns_of_any_adapter(project, capsys,
         "text_columns      ['sentence1', 'sentence2']",
         "mode              lora",
     ]
+
+
+def test_plain_output_keeps_one_prediction_a_line():
+    row = {"text": "first line\nsecond\tcell\r\n", "label": "mixed", "score": 0.98765}
+    assert plain_line(row) == "mixed\t0.9877\tfirst line\\nsecond\\tcell\\r\\n"
+    pair = {**row, "text": "a", "text_pair": "b\nc"}
+    assert plain_line(pair) == "mixed\t0.9877\ta\tb\\nc"

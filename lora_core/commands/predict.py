@@ -91,9 +91,14 @@ def json_line(row: dict) -> str:
 
 
 def plain_line(row: dict) -> str:
-    """label, score and text, tab-separated; a pair's second text is a fourth field."""
+    """label, score and text, tab-separated; a pair's second text is a fourth field. A tab or
+    line break inside a text shows as ``\\t``, ``\\n``: one prediction a line."""
     texts = [row["text"], row["text_pair"]] if "text_pair" in row else [row["text"]]
-    return "\t".join([row["label"], f"{row['score']:.4f}", *texts])
+    return "\t".join([row["label"], f"{row['score']:.4f}", *map(_one_line, texts)])
+
+
+def _one_line(text: str) -> str:
+    return text.replace("\r", "\\r").replace("\n", "\\n").replace("\t", "\\t")
 
 
 def input_source(texts: list[str], file: str | None) -> tuple[list[str], str | None]:
