@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from lora_core.errors import DataError
-from lora_core.files import atomic_write_text, quiet_hub, read_json
+from lora_core.files import quiet_hub, read_json, staged
 from lora_core.tables import FORMATS, Table, first_line, read_columns
 
 ROLES = {"train": ("train",), "validation": ("validation", "dev"), "test": ("test",)}
@@ -85,13 +85,21 @@ def read_table(path: Path, text_columns: tuple[str, ...], label_column: str) -> 
 
 
 def _label_texts(table: Table, values: list, column: str) -> list[str]:
-    """Labels as text: integers as digits, strings as they are; anything else is an error."""
+    """Labels as text: integers (and floats that are whole, as pandas stores integers beside
+    a null) as digits, strings as they are; anything else is an error naming its row."""
     out = []
     for i, value in enumerate(values):
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
         if isinstance(value, int) and not isinstance(value, bool):
             value = str(value)
-        if not isinstance(value, str) or not value.strip():
-            raise DataError(f"{table.where(i)}: {column} is {value!r}: every row needs a label")
+        if value is None or (isinstance(value, str) and not value.strip()):
+            shown = "missing" if value is None else repr(value)
+            raise DataError(f"{table.where(i)}: {column} is {shown}: every row needs a label")
+        if not isinstance(value, str):
+            raise DataError(
+                f"{table.where(i)}: {column} is {value!r}: a label is an integer or a string"
+            )
         out.append(value)
     return out
 
@@ -119,9 +127,11 @@ def class_ids(
             f"{train.path}: every row has the label {next(iter(present))!r}: a classifier "
             "needs at least two classes"
         )
-    unused = [n for n, i in ids.items() if n not in present]
-    if unused and names is not None and not integers:
-        raise DataError(f"{train.path}: no row has the label {unused[0]!r} that data.labels names")
+    unused = [n for n in ids if n not in present]
+    if unused:  # a class never trained: a typo in data.labels, or data for another task
+        name = names[ids[unused[0]]]
+        label = f"{name!r}" if name == unused[0] else f"{unused[0]} ({name!r})"
+        raise DataError(f"{train.path}: no row has the label {label} that data.labels names")
     return names, ids
 
 
@@ -153,13 +163,14 @@ def ensure_raw(raw_dir: str | Path, source: str, config: str) -> dict[str, Path]
             f"({first_line(err)}); put your files there (README 'Your own data') or GLUE's "
             "SST-2 TSVs (README 'Offline')"
         ) from None
-    # One file at a time, train last: nothing else the folder holds is touched, and a
-    # train file present means the download finished.
-    splits = sorted(hub, key=lambda name: name == "train")
-    for split in splits:
-        rows = _with_label_names(hub[split])
-        if rows is not None:
-            atomic_write_text(Path(raw_dir) / f"{split}.jsonl", jsonl_text(rows))
+    # Every split written under a temporary name, then all renamed at once: an interrupted
+    # download leaves no file behind (so the next run downloads again), and nothing else
+    # the folder holds is touched.
+    with staged() as out:
+        for split in hub:
+            rows = _with_label_names(hub[split])
+            if rows is not None:
+                out.file(Path(raw_dir) / f"{split}.jsonl").write_text(jsonl_text(rows), "utf-8")
     return raw_files(raw_dir)
 
 
@@ -207,7 +218,10 @@ def read_examples(path: Path, names: tuple[str, ...]) -> Examples:
         raise DataError(f"{path} not found: run `dvc repro prepare` first")
     ids = {n: i for i, n in enumerate(names)}
     try:
-        rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+        text = path.read_text(encoding="utf-8")
+        if not text.endswith("\n"):  # every row ends with one: a file cut short does not
+            raise ValueError("cut short")
+        rows = [json.loads(line) for line in text.split("\n")[:-1]]  # not splitlines: U+2028
         labels = [ids[r["label"]] for r in rows]
         pairs = [r["text_pair"] for r in rows] if rows and "text_pair" in rows[0] else None
         examples = Examples([r["text"] for r in rows], labels, pairs)

@@ -9,22 +9,26 @@ import numpy as np
 
 from lora_core.data import DataError, Examples, RawTable
 
-# data.split=sentence compares every contiguous run of words of every train text; past this
-# many runs (SST-2 has 5.5 million, a few seconds) the data is not SST-2's short phrases.
-MAX_SPANS = 20_000_000
+# data.split=sentence compares every contiguous run of words of every train text: a text of
+# n words has n(n+1)/2 runs holding n(n+1)(n+2)/6 words. Past this many words in runs
+# (SST-2: 44 million, a few seconds) the data is not SST-2's short phrases.
+MAX_SPANS = 200_000_000
 USE = "use random or auto"
 PHRASE_SHARE = 0.5  # auto picks sentence when at least this share of texts are inner phrases
 
 
-def check_stratifiable(table: RawTable, examples: Examples) -> None:
-    """A class with one row cannot be split in a stratified way: say which row it is."""
+def check_stratifiable(table: RawTable, examples: Examples, carves: int = 1) -> None:
+    """Each stratified carve takes a row of every class and leaves one: a class with fewer
+    than ``carves + 1`` rows cannot be split so. Name its last row."""
     counts = np.bincount(np.asarray(examples.labels))
-    for i, label in enumerate(examples.labels):
-        if counts[label] == 1:
+    for i in range(len(examples) - 1, -1, -1):
+        n = counts[examples.labels[i]]
+        if n <= carves:
+            shares = "a stratified val share" if carves == 1 else "stratified test and val shares"
             raise DataError(
-                f"{table.where(i)}: label {table.labels[i]!r} is its class's only row: carving "
-                "a stratified val share needs 2 or more per class (add rows, or give "
-                "validation and test files)"
+                f"{table.where(i)}: label {table.labels[i]!r} has {n} row{'s' if n > 1 else ''}: "
+                f"carving {shares} needs {carves + 1} or more per class (add rows, "
+                "or give validation and test files)"
             )
 
 
@@ -54,9 +58,9 @@ def _spans(tokens: tuple[str, ...]) -> Iterator[tuple[str, ...]]:
 
 
 def span_count(texts: list[str]) -> int:
-    """How many word runs the sentence split would compare."""
+    """How many words the runs the sentence split compares hold: its cost in time."""
     lengths = np.fromiter((len(text.split()) for text in set(texts)), dtype=np.int64)
-    return int((lengths * (lengths + 1) // 2).sum())
+    return int((lengths * (lengths + 1) * (lengths + 2) // 6).sum())
 
 
 def inner_phrases(tokens: list[tuple[str, ...]]) -> set[tuple[str, ...]]:
@@ -80,7 +84,8 @@ def split_sentence(
     inner = inner_phrases(tokens)
     sentences = np.array([i for i, t in enumerate(tokens) if t not in inner])
     _, carved = _stratified(sentences, examples.labels, fraction, seed, where)
-    seen = {span for i in carved for span in _spans(tokens[i])}
+    phrases = set(tokens)  # only runs that are texts themselves are kept: memory stays small
+    seen = {span for i in carved for span in _spans(tokens[i]) if span in phrases}
     kept = [i for i, t in enumerate(tokens) if t not in seen]
     dropped = len(tokens) - len(carved) - len(kept)
     kept = np.random.default_rng(seed).permutation(kept)[:cap]  # a cap takes a sample
@@ -98,9 +103,9 @@ def resolve_split(kind: str, train: Examples, where: str) -> str:
             raise DataError(f"data.split = 'sentence' is not allowed with two text columns: {USE}")
         if spans > MAX_SPANS:
             raise DataError(
-                f"data.split = 'sentence' is not allowed for {where}: its texts hold {spans:,} "
-                f"word runs to compare (at most {MAX_SPANS:,}); it is for SST-2's short phrases: "
-                + USE
+                f"data.split = 'sentence' is not allowed for {where}: the runs of words it would "
+                f"compare hold {spans:,} words (at most {MAX_SPANS:,}); it is for SST-2's short "
+                f"phrases: {USE}"
             )
         return "sentence"
     if spans > MAX_SPANS:

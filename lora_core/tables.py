@@ -37,6 +37,12 @@ class Table:
             if not isinstance(value, str) or not value.strip():
                 shown = "missing" if value is None else repr(value)
                 raise DataError(f"{self.where(i)}: {name} is {shown}: every row needs some text")
+            if not value.isascii():
+                try:
+                    value.encode("utf-8")
+                except UnicodeEncodeError as err:  # JSON's "\ud83d": half an emoji
+                    bad = f"{value[err.start]!r} at character {err.start}"
+                    raise DataError(f"{self.where(i)}: {name} holds {bad}, not text") from None
         return values
 
 

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from safetensors.numpy import load_file, save_file
 
-from lora_core.data import DataError
+from lora_core.errors import DataError
 
 
 def split_file(folder: str | Path, name: str) -> Path:
@@ -57,7 +57,7 @@ def tokenize(
         rows = encoded["input_ids"]
         lengths.append(np.fromiter(map(len, rows), dtype=np.int64, count=len(rows)))
         ids.append(np.fromiter((t for r in rows for t in r), dtype=np.int32))
-        if pairs is not None:
+        if pairs is not None and "token_type_ids" in encoded:  # RoBERTa's family has none
             types.append(np.fromiter((t for r in encoded["token_type_ids"] for t in r), np.int8))
         full.append(_untruncated(tokenizer, encoded, part, second, lengths[-1]))
     lengths = np.concatenate(lengths) if lengths else np.zeros(0, dtype=np.int64)
@@ -67,7 +67,7 @@ def tokenize(
         offsets,
         np.asarray(labels, dtype=np.int64),
         tokenizer.pad_token_id,
-        np.concatenate(types) if pairs is not None else None,
+        np.concatenate(types) if types else None,
     )
     return split, (np.concatenate(full) if full else lengths)
 

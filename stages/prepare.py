@@ -27,7 +27,8 @@ def prepare(cfg: DataConfig, out_dir: str) -> dict:
     names, ids = class_ids(tables["train"], cfg.labels)
     files = {role: to_examples(table, ids) for role, table in tables.items()}
     if not {"validation", "test"} <= set(files):  # val (or test too) is carved from train
-        check_stratifiable(tables["train"], files["train"])
+        carves = 1 if {"validation", "test"} & set(files) else 2
+        check_stratifiable(tables["train"], files["train"], carves)
     splits, sources, kind, dropped = assign(files, {r: p.name for r, p in raw.items()}, cfg)
     summary = {
         "labels": list(names),

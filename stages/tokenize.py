@@ -8,13 +8,14 @@ import sys
 from pathlib import Path
 
 from lora_core.config import ModelConfig, load_params
-from lora_core.data import SPLITS, read_examples, read_summary
+from lora_core.data import SPLITS, DataError, read_examples, read_summary
 from lora_core.errors import exit_on_user_error
 from lora_core.files import atomic_dir, write_json
 from lora_core.pretrained import check_tokenizer_fits, load_tokenizer
 from lora_core.tokens import TASK, length_summary, save_tokenized, tokenize
 
 NOTE_PERCENT = 5  # print a note when max_length cuts more than this share of a split
+PAIR_MIN = 5  # the shortest max_length that keeps a token of each text of a pair
 
 
 def tokenize_splits(cfg: ModelConfig, prepared: str, out_dir: str) -> dict[str, dict]:
@@ -22,6 +23,11 @@ def tokenize_splits(cfg: ModelConfig, prepared: str, out_dir: str) -> dict[str, 
     tokenizer = load_tokenizer(cfg.name)
     check_tokenizer_fits(cfg, tokenizer)
     names, columns = read_summary(prepared)
+    if len(columns) == 2 and cfg.max_length < PAIR_MIN:  # else the tokenizer does not cut
+        raise DataError(
+            f"params.yaml: model.max_length = {cfg.max_length} is not allowed for sentence "
+            f"pairs: at least {PAIR_MIN} ([CLS] a [SEP] b [SEP])"
+        )
     lengths = {}
     with atomic_dir(out_dir) as tmp:
         for name in SPLITS:

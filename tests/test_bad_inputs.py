@@ -188,7 +188,7 @@ CASES = {
     "own: a class too small to stratify": (
         prepare,
         _own({"train.csv": ABC + b"lone,d\n"}),
-        "data/raw/own/train.csv row 11: label 'd' is its class's only row: carving a stratified",
+        "data/raw/own/train.csv row 11: label 'd' has 1 row: carving stratified test and val",
     ),
     "own: a quote never closed": (
         prepare,

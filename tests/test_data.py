@@ -112,6 +112,11 @@ def test_label_errors_name_the_file_row_and_value(tmp_path):
     with pytest.raises(DataError) as outside:
         to_examples(_labels(tmp_path, ["b", "a", "c"]), ids)
     assert str(outside.value) == f"{tmp_path}/train.jsonl line 3: label 'c' is not a class (a, b)"
+    with pytest.raises(DataError) as id_unused:  # integer ids: every named id needs a row
+        class_ids(_labels(tmp_path, [0, 1, 0]), ("neg", "neu", "pos"))
+    assert str(id_unused.value) == (
+        f"{tmp_path}/train.jsonl: no row has the label 2 ('pos') that data.labels names"
+    )
     _, ids = class_ids(_labels(tmp_path, [0, 1]), ("n", "p"))
     with pytest.raises(DataError) as integer:
         to_examples(_labels(tmp_path, [0, 2]), ids)
@@ -145,7 +150,11 @@ def test_label_errors_name_the_file_row_and_value(tmp_path):
             b'{"text": "a", "label": 1}\n{"text": 5, "label": 1}\n',
             "t.jsonl line 2: text is 5",
         ),
-        ("t.jsonl", b'{"text": "a", "label": 1.5}\n', "t.jsonl line 1: label is 1.5: every row"),
+        (
+            "t.jsonl",
+            b'{"text": "a", "label": 1.5}\n',
+            "t.jsonl line 1: label is 1.5: a label is an",
+        ),
         ("t.parquet", b"PAR1 not really", "t.parquet is not a readable Parquet file"),
     ],
 )
@@ -177,7 +186,8 @@ def test_raw_files_finds_roles_and_refuses_ambiguity(tmp_path):
 
 
 def test_prepared_files_hold_any_text_and_are_byte_identical(tmp_path):
-    examples = Examples(["tab\there", 'new\nline "quoted"', "ünï"], [2, 0, 1], ["a", "b\r\n", "c"])
+    texts = ["tab\there", 'new\nline "quoted"', "ünï \u2028 \u0085 line separators"]
+    examples = Examples(texts, [2, 0, 1], ["a", "b\r\n", "c"])
     names = ("x", "y", "z")
     write_examples(tmp_path / "a.jsonl", examples, names)
     write_examples(tmp_path / "b.jsonl", examples, names)
@@ -213,3 +223,12 @@ def test_hub_download_writes_class_names_and_skips_hidden_test_labels(tmp_path):
     assert (tmp_path / "raw/train.jsonl").read_text() == (
         '{"sentence": "a", "label": "pos"}\n{"sentence": "b", "label": "neg"}\n'
     )
+
+
+def test_whole_float_labels_read_as_integers(tmp_path):
+    path = tmp_path / "train.parquet"
+    pd.DataFrame({"text": ["a", "b", "c"], "label": [1.0, 0.0, None]}).to_parquet(path)
+    with pytest.raises(DataError, match=r"train.parquet row 3: label is missing"):
+        table(path)
+    pd.DataFrame({"text": ["a", "b"], "label": [1.0, 0.0]}).to_parquet(path)
+    assert table(path).labels == ["1", "0"]

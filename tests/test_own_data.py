@@ -5,6 +5,7 @@ import json
 
 import numpy as np
 
+from stages import tokenize
 from tests.conftest import lora, run, set_params
 from tests.tiny import PAIR_CLASSES, tiny_pairs, write_tiny_pairs
 
@@ -62,3 +63,10 @@ def test_three_class_pairs_through_dvc_repro_and_predict(tiny_project, monkeypat
         assert p["label"] == max(p["probabilities"], key=p["probabilities"].get)
     status = json.loads(run(["dvc", "status", "--json"], tiny_project).stdout)
     assert status == {"fetch": ["always changed"]}
+
+    set_params(tiny_project, {"model": {"max_length": 4}})  # no room for a token of each
+    assert tokenize.main([]) == 2
+    assert capsys.readouterr().err == (
+        "error: params.yaml: model.max_length = 4 is not allowed for sentence pairs: at least 5 "
+        "([CLS] a [SEP] b [SEP])\n"
+    )

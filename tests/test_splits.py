@@ -79,16 +79,18 @@ def test_sentence_split_refuses_pairs_and_long_texts_in_one_line(monkeypatch):
     with pytest.raises(DataError) as long:
         resolve_split("sentence", PHRASES, "train.csv")
     assert str(long.value) == (
-        "data.split = 'sentence' is not allowed for train.csv: its texts hold 61 word runs to "
-        "compare (at most 10); it is for SST-2's short phrases: use random or auto"
+        "data.split = 'sentence' is not allowed for train.csv: the runs of words it would compare "
+        "hold 123 words (at most 10); it is for SST-2's short phrases: use random or auto"
     )
 
 
 def test_a_long_text_is_refused_fast():
-    review = Examples([" ".join(f"w{i}" for i in range(7000)), "short text"], [0, 1])
-    assert splits.span_count(review.texts) == 7000 * 7001 // 2 + 3
-    with pytest.raises(DataError, match="24,503,503 word runs to compare"):
+    review = Examples([" ".join(f"w{i}" for i in range(1500)), "short text"], [0, 1])
+    cost = 1500 * 1501 * 1502 // 6 + 4  # n(n+1)(n+2)/6 words in the runs of each text
+    assert splits.span_count(review.texts) == cost > splits.MAX_SPANS
+    with pytest.raises(DataError, match=f"compare hold {cost:,} words"):
         resolve_split("sentence", review, "r.csv")  # refused before comparing any run
+    assert resolve_split("auto", review, "r.csv") == "random"
 
 
 NAMES = {"train": "train.csv", "validation": "validation.csv", "test": "test.csv"}
@@ -157,6 +159,12 @@ def test_a_class_with_one_row_names_the_row():
     with pytest.raises(DataError) as info:
         check_stratifiable(t, examples)
     assert str(info.value) == (
-        "train.csv row 3: label 'q' is its class's only row: carving a stratified val share "
+        "train.csv row 3: label 'q' has 1 row: carving a stratified val share "
         "needs 2 or more per class (add rows, or give validation and test files)"
+    )
+    two = RawTable(t.file, [], ["p", "q", "p", "q"])  # train alone: test and val carved
+    with pytest.raises(DataError) as info:
+        check_stratifiable(two, Examples(list("abcd"), [0, 1, 0, 1]), carves=2)
+    assert str(info.value).startswith(
+        "train.csv row 5: label 'q' has 2 rows: carving stratified test and val shares needs 3"
     )

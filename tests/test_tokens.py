@@ -136,3 +136,14 @@ def test_read_task_names_the_damage(tmp_path):
         read_task(tmp_path)
     (tmp_path / TASK).write_text('{"labels": ["a", "b", "c"], "text_columns": ["x", "y"]}')
     assert read_task(tmp_path) == read_task(tmp_path).__class__(("a", "b", "c"), ("x", "y"))
+
+
+def test_pairs_without_segment_ids_when_the_tokenizer_has_none(tokenizer):
+    import copy
+
+    plain = copy.deepcopy(tokenizer)
+    plain.model_input_names = ["input_ids", "attention_mask"]  # RoBERTa's family
+    split, _ = tokenize(plain, ["good film"], [1], max_length=16, pairs=["the plot"])
+    assert split.type_ids is None
+    assert split.ids.tolist() == tokenizer("good film", "the plot")["input_ids"]
+    assert "token_type_ids" not in collate(split, np.array([0]))
