@@ -141,6 +141,8 @@ class TrainConfig(Section):
     compile: bool = False
     bucket_chunk: int = 64
     processes: int = 1  # training processes on this machine (torchrun); batch_size is global
+    checkpoint_every: int = 200  # optimizer steps between checkpoints (and every epoch end)
+    resume: bool = True  # continue from models/checkpoint when it fits this run
 
     def check(self) -> None:
         self.require("mode", self.mode in MODES, f"use {', '.join(MODES)}")
@@ -157,6 +159,7 @@ class TrainConfig(Section):
         self.require("bucket_chunk", 1 <= self.bucket_chunk <= MAX_BATCH, BATCH_RANGE)
         ok = 1 <= self.processes <= MAX_PROCESSES
         self.require("processes", ok, f"must be an integer from 1 to {MAX_PROCESSES}")
+        self.require("checkpoint_every", self.checkpoint_every >= 1, "must be >= 1")
 
 
 @dataclass(frozen=True)

@@ -52,6 +52,16 @@ class World:
         torch.distributed.all_reduce(values)
         return values / self.size
 
+    def gather(self, value: torch.Tensor) -> list[torch.Tensor]:
+        """Every rank's ``value`` (the same shape everywhere), in rank order, on the CPU."""
+        if self.size == 1:
+            return [value.cpu()]
+        nccl = torch.distributed.get_backend() == "nccl"
+        device = torch.device("cuda", self.local_rank) if nccl else torch.device("cpu")
+        parts = [torch.empty_like(value, device=device) for _ in range(self.size)]
+        torch.distributed.all_gather(parts, value.to(device))
+        return [part.cpu() for part in parts]
+
 
 def launched() -> bool:
     """Whether torchrun started this process (then its environment says rank and size)."""

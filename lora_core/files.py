@@ -140,6 +140,14 @@ class Staged:
             _remove(tmp)
 
 
+def remove_temporaries(folder: str | Path) -> list[Path]:
+    """Remove the ``.*.tmp`` temporaries a killed run left in ``folder`` (not below it)."""
+    found = sorted(Path(folder).glob(".*.tmp"))
+    for path in found:
+        _remove(path)
+    return found
+
+
 @contextmanager
 def staged() -> Iterator[Staged]:
     """Outputs that appear together when the block succeeds, and not at all when it fails."""

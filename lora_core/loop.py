@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import resource
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
@@ -17,6 +18,7 @@ from lora_core.distributed import World
 from lora_core.errors import LoraSst2Error
 from lora_core.inject import lora_state_dict
 from lora_core.metrics import accuracy
+from lora_core.resume import Snapshot, capture, restore
 from lora_core.runtime import autocast, predict_logits, store_frozen_linears, to_device
 from lora_core.tokens import (
     TokenizedSplit,
@@ -42,6 +44,22 @@ class TrainResult:
     examples: int = 0  # over all processes
     processes: int = 1
     peak_memory_mb: float = 0.0
+    checkpoints: int = 0  # written by this process in this run
+    checkpoint_seconds: float = 0.0  # spent capturing and writing them (not in train_seconds)
+
+
+@dataclass
+class Checkpoints:
+    """When the loop saves its state, who writes it, and the state to continue from.
+
+    ``save`` gets a ``Snapshot`` at the end of every epoch and every ``every`` optimizer
+    steps (with the losses not yet averaged); only rank 0 calls it, but every rank captures
+    (the RNG states are gathered). The loop does no file I/O: ``save`` is the caller's.
+    """
+
+    every: int = 0  # 0: at epoch ends only
+    save: Callable[[Snapshot], None] | None = None
+    resume: Snapshot | None = None
 
 
 def _optimizer(model: nn.Module, cfg: TrainConfig, device: torch.device):
@@ -155,16 +173,29 @@ def _train_epoch(
     steps_per_epoch: int,
     result: TrainResult,
     progress: bool,
+    skip: int = 0,
+    checkpoints: Checkpoints | None = None,
 ) -> None:
-    """One pass over the bucketed batches; logs a loss mean every LOG_EVERY steps.
+    """One pass over the bucketed batches (the first ``skip`` done before a resume); logs a
+    loss mean every LOG_EVERY steps and checkpoints mid-epoch as ``checkpoints`` says.
 
     Every rank walks the same global batches and computes its share of each.
     """
     step.model.train()
     batches = bucket_batches(train.lengths, cfg.batch_size, cfg.bucket_chunk, cfg.seed, epoch)
-    bar = tqdm(batches, desc=f"epoch {epoch}/{cfg.epochs}", disable=not progress, mininterval=1)
+    bar = tqdm(
+        batches[skip:],
+        desc=f"epoch {epoch}/{cfg.epochs}",
+        disable=not progress,
+        mininterval=1,
+        initial=skip,
+        total=len(batches),
+    )
     window: list[torch.Tensor] = []
-    done = (epoch - 1) * steps_per_epoch
+    if skip and checkpoints is not None and checkpoints.resume is not None:
+        window = checkpoints.resume.window(step.world.rank, step.device)
+    done = (epoch - 1) * steps_per_epoch + skip
+    every = checkpoints.every if checkpoints else 0
     start = time.perf_counter()
     for indices in bar:
         part, weight = step.world.share(indices)
@@ -179,10 +210,30 @@ def _train_epoch(
             result.curve.append({"step": done, "epoch": epoch, "loss": mean, "lr": lr})
             bar.set_postfix(loss=f"{mean:.4f}", refresh=False)
             window = []
-    if step.device.type == "cuda":
-        torch.cuda.synchronize(step.device)
-    result.train_seconds += time.perf_counter() - start
+        if every and done % every == 0 and done % steps_per_epoch:  # epoch ends: validated
+            result.train_seconds += _seconds_since(start, step.device)
+            _checkpoint(step, result, done, checkpoints, window)
+            start = time.perf_counter()
+    result.train_seconds += _seconds_since(start, step.device)
     result.epoch_end_steps.append(done)
+
+
+def _seconds_since(start: float, device: torch.device) -> float:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return time.perf_counter() - start
+
+
+def _checkpoint(step: _Step, result: TrainResult, done: int, checkpoints, window=()) -> None:
+    """Capture the state (every rank: the RNGs and loss windows are gathered); rank 0 saves."""
+    if checkpoints is None:
+        return
+    start = time.perf_counter()
+    snapshot = capture(step, result, done, step.world, list(window))
+    if step.world.main and checkpoints.save is not None:
+        checkpoints.save(snapshot)
+        result.checkpoints += 1
+    result.checkpoint_seconds += time.perf_counter() - start
 
 
 def _validate(
@@ -217,6 +268,7 @@ def train_model(
     progress: bool = True,
     world: World | None = None,
     frozen_in_compute_dtype: bool = True,
+    checkpoints: Checkpoints | None = None,
 ) -> TrainResult:
     """Train the model's trainable parameters; keep the best epoch by validation accuracy.
 
@@ -226,6 +278,7 @@ def train_model(
     faster), and ``model`` keeps them so: run it under ``autocast`` afterwards, or load the
     trained tensors into a fresh model as evaluate does. ``frozen_in_compute_dtype=False``
     keeps them float32, for benchmarks.
+    ``checkpoints`` saves the run's state as it goes and continues one (``Checkpoints``).
     """
     world = world or World()
     model.to(device)
@@ -236,11 +289,19 @@ def train_model(
     step = make_step(model, cfg, device, precision, steps_per_epoch, world)
     result = TrainResult(processes=world.size)
     progress = progress and world.main
+    first, skip = 1, 0
+    if checkpoints is not None and checkpoints.resume is not None:
+        restore(checkpoints.resume, step, result, world)
+        first, skip = checkpoints.resume.position(steps_per_epoch)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-    for epoch in range(1, cfg.epochs + 1):
-        _train_epoch(step, train, cfg, epoch, steps_per_epoch, result, progress)
+    for epoch in range(first, cfg.epochs + 1):
+        done_before = skip if epoch == first else 0
+        _train_epoch(
+            step, train, cfg, epoch, steps_per_epoch, result, progress, done_before, checkpoints
+        )
         if world.main:
             _validate(model, val, eval_batch_size, step, result, epoch, progress)
+        _checkpoint(step, result, epoch * steps_per_epoch, checkpoints)
     result.peak_memory_mb = _peak_memory_mb(device)
     return result

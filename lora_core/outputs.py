@@ -16,7 +16,7 @@ from lora_core import metrics as m
 from lora_core.adapter import CONFIG, WEIGHTS, AdapterConfig, write_adapter
 from lora_core.config import Params
 from lora_core.errors import LoraSst2Error
-from lora_core.files import Staged, json_text
+from lora_core.files import Staged, json_text, remove_temporaries
 from lora_core.inject import count_parameters
 from lora_core.runtime import hardware
 from lora_core.stats import PREDICTION_COLUMNS, PREDICTIONS, bootstrap_intervals
@@ -93,10 +93,22 @@ def best_epoch_line(result: TrainResult, precision: str) -> str:
     )
 
 
+def checkpoint_line(result: TrainResult) -> str:
+    """What the checkpoints of this run cost, beside the training time."""
+    share = 100 * result.checkpoint_seconds / max(result.train_seconds, 1e-9)
+    return (
+        f"checkpoints: {result.checkpoints} written in {result.checkpoint_seconds:.2f} s "
+        f"({share:.2f}% of the training time)"
+    )
+
+
 def reserve_training(out: Staged, models_dir: str | Path, metrics_dir: str | Path) -> dict:
     """Temporary paths for every train output, made before training so that an output
-    folder that cannot be written fails at once, not after hours of training."""
+    folder that cannot be written fails at once, not after hours of training. Temporaries a
+    killed run left there go first."""
     models, metrics = Path(models_dir), Path(metrics_dir)
+    for folder in (models, metrics):  # what a killed run (SIGKILL) left
+        remove_temporaries(folder)
     names = [models / WEIGHTS, models / CONFIG] + [
         metrics / n for n in (TRAIN_CURVE, VAL_CURVE, "train.json")
     ]

@@ -6,13 +6,14 @@ import argparse
 import functools
 import sys
 
+from lora_core.checkpoint import checkpoint_folder, checkpointing, finish
 from lora_core.config import load_params
 from lora_core.distributed import joined, launch, launched
 from lora_core.errors import exit_on_user_error
 from lora_core.files import staged
 from lora_core.loop import train_model
 from lora_core.model import classifier_for_training
-from lora_core.outputs import best_epoch_line, reserve_training, write_training
+from lora_core.outputs import best_epoch_line, checkpoint_line, reserve_training, write_training
 from lora_core.runtime import resolve_device, resolve_precision, use_attention
 from lora_core.tokens import load_tokenized, read_task
 
@@ -33,12 +34,14 @@ def main(argv: list[str] | None = None) -> None:
         return launch(params.train.processes, "stages.train", argv)
     device = resolve_device(params.train.device)
     precision = resolve_precision(params.train.precision, device)
+    folder = checkpoint_folder(args.models)  # models/checkpoint, persist: true in dvc.yaml
     with joined(device) as world:
         model = classifier_for_training(params, labels=task.labels)
         attention = use_attention(model, params.model.attention, device)
+        ckpt = checkpointing(folder, params, args.tokenized, __file__, model, world, len(train))
         options = {"eval_batch_size": params.evaluate.batch_size, "progress": not args.no_progress}
         run = functools.partial(train_model, model, train, val, params.train, device, precision)
-        run = functools.partial(run, world=world, **options)
+        run = functools.partial(run, world=world, checkpoints=ckpt, **options)
         if not world.main:  # rank 0 alone writes
             run()
             return 0
@@ -46,7 +49,8 @@ def main(argv: list[str] | None = None) -> None:
             paths = reserve_training(out, args.models, args.metrics)
             result = run()
             write_training(paths, params, task, model, result, device, precision, attention)
-    print(best_epoch_line(result, precision))
+        finish(folder)  # a later run (dvc repro --force) starts fresh
+    print(checkpoint_line(result), best_epoch_line(result, precision), sep="\n")
     return 0
 
 
