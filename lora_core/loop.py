@@ -7,6 +7,7 @@ import resource
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import torch
 import torch.nn.functional as F
@@ -17,7 +18,7 @@ from lora_core.config import TrainConfig
 from lora_core.distributed import World
 from lora_core.errors import LoraSst2Error
 from lora_core.inject import lora_state_dict
-from lora_core.metrics import accuracy
+from lora_core.metrics import accuracy, mean_loss
 from lora_core.resume import Snapshot, capture, restore
 from lora_core.runtime import autocast, predict_logits, store_frozen_linears, to_device
 from lora_core.tokens import (
@@ -31,12 +32,23 @@ from lora_core.tokens import (
 LOG_EVERY = 20  # steps between loss readings: one host sync per window, not per step
 
 
+class Log(Protocol):
+    """Where rank 0 reports training as it goes (``live.TrainLog``: DVCLive)."""
+
+    def window(self, row: dict) -> None: ...
+
+    def epoch(self, epoch: int, step: int, accuracy: float, loss: float) -> None: ...
+
+    def replay(self, result: TrainResult) -> None: ...
+
+
 @dataclass
 class TrainResult:
     """What a training run produced: curves, best epoch and its trainable tensors, speed."""
 
     curve: list[dict] = field(default_factory=list)  # {step, epoch, loss, lr} per LOG_EVERY
     val_accuracy: list[float] = field(default_factory=list)  # one per epoch
+    val_loss: list[float] = field(default_factory=list)  # one per epoch
     epoch_end_steps: list[int] = field(default_factory=list)  # optimizer steps after each epoch
     best_epoch: int = 0
     best_state: dict[str, torch.Tensor] = field(default_factory=dict)
@@ -175,6 +187,7 @@ def _train_epoch(
     progress: bool,
     skip: int = 0,
     checkpoints: Checkpoints | None = None,
+    log: Log | None = None,
 ) -> None:
     """One pass over the bucketed batches (the first ``skip`` done before a resume); logs a
     loss mean every LOG_EVERY steps and checkpoints mid-epoch as ``checkpoints`` says.
@@ -208,6 +221,8 @@ def _train_epoch(
             mean = sum(values) / len(values)
             lr = step.scheduler.get_last_lr()[0]
             result.curve.append({"step": done, "epoch": epoch, "loss": mean, "lr": lr})
+            if log is not None:
+                log.window(result.curve[-1])
             bar.set_postfix(loss=f"{mean:.4f}", refresh=False)
             window = []
         if every and done % every == 0 and done % steps_per_epoch:  # epoch ends: validated
@@ -244,10 +259,15 @@ def _validate(
     result,
     epoch: int,
     progress: bool,
+    log: Log | None = None,
 ) -> None:
     """Score val after an epoch; keep the trainable tensors when it is the best so far."""
     logits = predict_logits(model, val, eval_batch_size, step.device, step.precision)
     result.val_accuracy.append(accuracy(logits, val.labels))
+    result.val_loss.append(mean_loss(logits, val.labels))
+    if log is not None:
+        end = result.epoch_end_steps[-1]
+        log.epoch(epoch, end, result.val_accuracy[-1], result.val_loss[-1])
     if progress:
         speed = result.examples / result.train_seconds
         score = f"val accuracy {result.val_accuracy[-1]:.4f} ({step.precision}, during training)"
@@ -269,6 +289,7 @@ def train_model(
     world: World | None = None,
     frozen_in_compute_dtype: bool = True,
     checkpoints: Checkpoints | None = None,
+    log: Log | None = None,
 ) -> TrainResult:
     """Train the model's trainable parameters; keep the best epoch by validation accuracy.
 
@@ -278,7 +299,9 @@ def train_model(
     faster), and ``model`` keeps them so: run it under ``autocast`` afterwards, or load the
     trained tensors into a fresh model as evaluate does. ``frozen_in_compute_dtype=False``
     keeps them float32, for benchmarks.
-    ``checkpoints`` saves the run's state as it goes and continues one (``Checkpoints``).
+    ``checkpoints`` saves the run's state as it goes and continues one (``Checkpoints``);
+    rank 0 reports each loss reading and validation to ``log``, after ``log.replay`` of what
+    a resumed run had reported before its checkpoint.
     """
     world = world or World()
     model.to(device)
@@ -293,15 +316,19 @@ def train_model(
     if checkpoints is not None and checkpoints.resume is not None:
         restore(checkpoints.resume, step, result, world)
         first, skip = checkpoints.resume.position(steps_per_epoch)
+        if log is not None and world.main:
+            log.replay(result)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     for epoch in range(first, cfg.epochs + 1):
         done_before = skip if epoch == first else 0
         _train_epoch(
-            step, train, cfg, epoch, steps_per_epoch, result, progress, done_before, checkpoints
+            *(step, train, cfg, epoch, steps_per_epoch, result, progress, done_before),
+            checkpoints,
+            log if world.main else None,
         )
         if world.main:
-            _validate(model, val, eval_batch_size, step, result, epoch, progress)
+            _validate(model, val, eval_batch_size, step, result, epoch, progress, log)
         _checkpoint(step, result, epoch * steps_per_epoch, checkpoints)
     result.peak_memory_mb = _peak_memory_mb(device)
     return result

@@ -30,6 +30,13 @@ def accuracy(logits: np.ndarray, labels: np.ndarray) -> float:
     return float(accuracy_of(logits.argmax(axis=1), labels))
 
 
+def mean_loss(logits: np.ndarray, labels: np.ndarray) -> float:
+    """Mean cross-entropy of ``logits`` (n, classes) against ``labels`` (n,), in float64: the
+    one definition that evaluate and training's val loss use."""
+    probs = softmax(logits)
+    return float(-np.mean(np.log(np.clip(probs[np.arange(len(labels)), labels], 1e-300, None))))
+
+
 def per_class(labels: np.ndarray, predicted: np.ndarray, names) -> dict[str, dict]:
     """Precision, recall, F1 and support of each class by name (0 where undefined)."""
     from sklearn.metrics import precision_recall_fscore_support
@@ -58,8 +65,7 @@ def classification_metrics(
 
     names = names or tuple(str(i) for i in range(logits.shape[1]))
     predicted = logits.argmax(axis=1)
-    probs = softmax(logits)
-    loss = -np.mean(np.log(np.clip(probs[np.arange(len(labels)), labels], 1e-300, None)))
+    loss = mean_loss(logits, labels)
     values = {"accuracy": accuracy_of(predicted, labels)}
     if len(names) == 2:
         values["f1"] = f1_score(labels, predicted, zero_division=0)

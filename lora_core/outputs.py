@@ -5,7 +5,7 @@ Each stage's outputs are staged (``files.staged``) and appear together or not at
 
 from __future__ import annotations
 
-import csv
+import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -18,37 +18,16 @@ from lora_core.config import Params
 from lora_core.errors import LoraSst2Error
 from lora_core.files import Staged, json_text, remove_temporaries
 from lora_core.inject import count_parameters
+from lora_core.live import histories, read_tsv
 from lora_core.runtime import hardware
 from lora_core.stats import PREDICTION_COLUMNS, PREDICTIONS, bootstrap_intervals
 from lora_core.tokens import Task
 
 if TYPE_CHECKING:  # a type only: evaluate must not import the training loop
+    from lora_core.live import TrainLog
     from lora_core.loop import TrainResult
 
-TRAIN_CURVE, VAL_CURVE = "train_curve.csv", "val_curve.csv"
-CURVE_COLUMNS = ("step", "epoch", "loss", "lr")
-VAL_COLUMNS = ("epoch", "step", "val_accuracy")
-
-
-def csv_text(rows: list[dict], columns: tuple[str, ...]) -> str:
-    """CSV with a header; floats in 6 significant digits."""
-    lines = [",".join(columns)] + [
-        ",".join(f"{r[c]:.6g}" if isinstance(r[c], float) else str(r[c]) for c in columns)
-        for r in rows
-    ]
-    return "\n".join(lines) + "\n"
-
-
-def read_csv(path: Path, columns: tuple[str, ...]) -> list[dict]:
-    """A curve CSV that ``csv_text`` wrote with ``columns``, back as rows of floats."""
-    try:
-        with path.open(encoding="utf-8") as f:
-            reader = csv.DictReader(f)
-            if tuple(reader.fieldnames or ()) != columns:
-                raise ValueError("columns")
-            return [{k: float(v) for k, v in row.items()} for row in reader]
-    except (ValueError, TypeError, UnicodeDecodeError):
-        raise LoraSst2Error(f"{path} is damaged: run `dvc repro --force train`") from None
+CURVES = "train"  # metrics/train/: the finished run's DVCLive folder (live.py)
 
 
 def train_metrics(
@@ -109,10 +88,8 @@ def reserve_training(out: Staged, models_dir: str | Path, metrics_dir: str | Pat
     models, metrics = Path(models_dir), Path(metrics_dir)
     for folder in (models, metrics):  # what a killed run (SIGKILL) left
         remove_temporaries(folder)
-    names = [models / WEIGHTS, models / CONFIG] + [
-        metrics / n for n in (TRAIN_CURVE, VAL_CURVE, "train.json")
-    ]
-    return {path.name: out.file(path) for path in names}
+    names = [models / WEIGHTS, models / CONFIG, metrics / "train.json"]
+    return {path.name: out.file(path) for path in names} | {CURVES: out.folder(metrics / CURVES)}
 
 
 def write_training(
@@ -124,20 +101,18 @@ def write_training(
     device,
     precision: str,
     attention: str,
+    log: TrainLog,
 ) -> None:
-    """Fill the paths ``reserve_training`` made: adapter, curves, metrics/train.json."""
+    """Fill the paths ``reserve_training`` made: adapter, metrics/train.json, and
+    metrics/train/, a copy of the live DVCLive folder with the final metrics logged."""
     write_adapter(
         paths[WEIGHTS], paths[CONFIG], result.best_state, AdapterConfig.from_params(params, task)
     )
-    val = [
-        {"epoch": e, "step": step, "val_accuracy": round(a, 6)}
-        for e, (step, a) in enumerate(zip(result.epoch_end_steps, result.val_accuracy), start=1)
-    ]
-    paths[TRAIN_CURVE].write_text(csv_text(result.curve, CURVE_COLUMNS), encoding="utf-8")
-    paths[VAL_CURVE].write_text(csv_text(val, VAL_COLUMNS), encoding="utf-8")
     size = paths[WEIGHTS].stat().st_size
     summary = train_metrics(params, model, result, device, precision, attention, size)
     paths["train.json"].write_text(json_text(summary), encoding="utf-8")
+    log.finish(summary)
+    shutil.copytree(log.folder, paths[CURVES], dirs_exist_ok=True)
 
 
 def predictions_csv(logits: np.ndarray, labels: np.ndarray) -> str:
@@ -203,11 +178,13 @@ def write_evaluation(
     scores["test"] = test_scores(logits, labels, resamples, names)
     plots, metrics_dir = out.folder(plots_dir), Path(metrics_dir)
     write_plots(plots, logits, labels, names, scores["test"]["accuracy"])
-    curve, val = metrics_dir / TRAIN_CURVE, metrics_dir / VAL_CURVE
-    if curve.exists() and val.exists():
-        m.plot_training(
-            read_csv(curve, CURVE_COLUMNS), read_csv(val, VAL_COLUMNS), plots / "training.png"
-        )
+    curves = histories(metrics_dir / CURVES)
+    loss, val = curves / "train/loss.tsv", curves / "val/accuracy.tsv"
+    if loss.exists() and val.exists():
+        rows = [
+            {"step": r["step"], "val_accuracy": r["accuracy"]} for r in read_tsv(val, "accuracy")
+        ]
+        m.plot_training(read_tsv(loss, "loss"), rows, plots / "training.png")
     predictions = out.file(metrics_dir / PREDICTIONS)
     predictions.write_text(predictions_csv(logits, labels), encoding="utf-8")
     out.file(metrics_dir / "eval.json").write_text(json_text(scores), encoding="utf-8")

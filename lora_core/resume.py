@@ -121,6 +121,7 @@ def capture(step, result, done: int, world: World, window: list[torch.Tensor]) -
         "result": {
             "curve": result.curve,
             "val_accuracy": result.val_accuracy,
+            "val_loss": result.val_loss,
             "epoch_end_steps": result.epoch_end_steps,
             "best_epoch": result.best_epoch,
             "train_seconds": result.train_seconds,
@@ -162,6 +163,7 @@ def restore(snapshot: Snapshot, step, result, world: World) -> None:
     saved = snapshot.state["result"]
     result.curve = list(saved["curve"])
     result.val_accuracy = list(saved["val_accuracy"])
+    result.val_loss = list(saved["val_loss"])
     result.epoch_end_steps = list(saved["epoch_end_steps"])
     result.best_epoch = saved["best_epoch"]
     result.train_seconds = saved["train_seconds"]

@@ -11,6 +11,7 @@ from lora_core.config import load_params
 from lora_core.distributed import joined, launch, launched
 from lora_core.errors import exit_on_user_error
 from lora_core.files import staged
+from lora_core.live import TrainLog, live_folder
 from lora_core.loop import train_model
 from lora_core.model import classifier_for_training
 from lora_core.outputs import best_epoch_line, checkpoint_line, reserve_training, write_training
@@ -42,13 +43,14 @@ def main(argv: list[str] | None = None) -> None:
         options = {"eval_batch_size": params.evaluate.batch_size, "progress": not args.no_progress}
         run = functools.partial(train_model, model, train, val, params.train, device, precision)
         run = functools.partial(run, world=world, checkpoints=ckpt, **options)
-        if not world.main:  # rank 0 alone writes
+        if not world.main:  # rank 0 alone writes and logs
             run()
             return 0
         with staged() as out:  # all outputs appear together, after training, or none do
             paths = reserve_training(out, args.models, args.metrics)
-            result = run()
-            write_training(paths, params, task, model, result, device, precision, attention)
+            log = TrainLog(live_folder(args.metrics), params)  # DVCLive, while it trains
+            result = run(log=log)
+            write_training(paths, params, task, model, result, device, precision, attention, log)
         finish(folder)  # a later run (dvc repro --force) starts fresh
     print(checkpoint_line(result), best_epoch_line(result, precision), sep="\n")
     return 0

@@ -83,8 +83,8 @@ def test_two_processes_train_the_same_adapter_as_one(project):
 
 
 def _curve(project: Path) -> list[float]:
-    rows = (project / "metrics/train_curve.csv").read_text().splitlines()[1:]
-    return [float(row.split(",")[2]) for row in rows]
+    rows = (project / "metrics/train/plots/metrics/train/loss.tsv").read_text().splitlines()[1:]
+    return [float(row.split("\t")[1]) for row in rows]
 
 
 def _relative_gaps(one: dict, other: dict) -> list[float]:

@@ -153,7 +153,12 @@ def test_pipeline_rerun_is_bit_identical(built_project, tmp_path):
     run(["dvc", "repro", "--force", "-q"], project)
     same = ("metrics/eval.json", "models/adapter.safetensors", "models/adapter.json")
     assert _files(project, same) == _files(built_project, same)
-    for path in ("metrics/plots/confusion.json", "metrics/plots/roc.json", "metrics/val_curve.csv"):
+    curves = "metrics/train/plots/metrics"
+    for path in (
+        "metrics/plots/confusion.json",
+        "metrics/plots/roc.json",
+        f"{curves}/val/loss.tsv",
+    ):
         assert (project / path).read_bytes() == (built_project / path).read_bytes(), path
     old, new = (
         json.loads((p / "metrics/train.json").read_text()) for p in (built_project, project)

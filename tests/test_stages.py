@@ -2,6 +2,7 @@
 
 import json
 import os
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -65,10 +66,23 @@ def test_stages_main_in_order(tiny_project, monkeypatch, capsys):
         "rslora": False,
         "dropout_mode": "token",
     }
-    curve = (tiny_project / "metrics/val_curve.csv").read_text().splitlines()
-    # 180 examples in batches of 16, chunks of 4 batches: 2 full chunks (8) + 52 left (4).
-    assert curve[0] == "epoch,step,val_accuracy"
-    assert [line.split(",")[:2] for line in curve[1:]] == [["1", "12"], ["2", "24"]]
+    # DVCLive's histories. 180 examples in batches of 16, chunks of 4 batches: 2 full
+    # chunks (8) + 52 left (4) = 12 steps an epoch; one loss reading an epoch (under 20 steps).
+    live = tiny_project / "metrics/train/plots/metrics"
+    names = {str(p.relative_to(live)) for p in live.rglob("*.tsv")}
+    assert names == {"train/loss.tsv", "train/lr.tsv", "val/accuracy.tsv", "val/loss.tsv"}
+    for name in names:
+        rows = (live / name).read_text().splitlines()
+        assert rows[0] == f"step\t{Path(name).stem}"
+        assert [row.split("\t")[0] for row in rows[1:]] == ["12", "24"]
+    assert (tiny_project / "metrics/live").is_dir()  # the live view it was copied from
+    summary = json.loads((tiny_project / "metrics/train/metrics.json").read_text())
+    assert (summary["step"], summary["epoch"], summary["epochs"]) == (24, 2, 2)
+    assert set(summary) == {"train", "val", "step", "epoch"} | {
+        k
+        for k, v in json.loads((tiny_project / "metrics/train.json").read_text()).items()
+        if isinstance(v, int | float) and not isinstance(v, bool)
+    }
 
     assert evaluate.main([]) == 0
     scores = json.loads((tiny_project / "metrics/eval.json").read_text())

@@ -1,0 +1,186 @@
+"""A killed train stage resumes from its checkpoint and ends with the uninterrupted bytes."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+from tests.conftest import run, set_params
+
+ADAPTER = "models/adapter.safetensors"
+STATE = "models/checkpoint/state.json"
+CURVES = "metrics/train/plots/metrics"
+TRAIN = [sys.executable, "-m", "stages.train", "--no-progress"]
+# The tiny project: 180 examples, batch 16, chunks of 4 batches -> 12 steps an epoch, 2 epochs.
+EVERY = {"train": {"checkpoint_every": 4}}  # checkpoints at steps 4, 8, 12 (epoch end), 16...
+# Kills a run (runpy, as `python -m stages.train`) inside its 4th checkpoint write (step 16),
+# after half its tensors file is written.
+KILL_IN_WRITE = """
+import os, runpy, signal, sys
+from lora_core import checkpoint
+calls = []
+def save_file(tensors, path):
+    calls.append(path)
+    if len(calls) == 4:
+        open(path, "wb").write(b"half a file")
+        os.kill(os.getpid(), signal.SIGKILL)
+    real(tensors, path)
+real, checkpoint.save_file = checkpoint.save_file, save_file
+sys.argv = ["stages.train", "--no-progress"]
+runpy.run_module("stages.train", run_name="__main__")
+"""
+
+
+def _sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _copy(project: Path, tmp_path: Path, params: dict) -> Path:
+    copy = tmp_path / "project"
+    shutil.copytree(project, copy, symlinks=True)
+    set_params(copy, params)
+    return copy
+
+
+def _step(project: Path) -> int | None:
+    try:
+        return json.loads((project / STATE).read_text()).get("step")
+    except (OSError, ValueError):
+        return None
+
+
+def _kill_at(project: Path, cmd: list[str], step: int, sig: int) -> subprocess.Popen:
+    """Start ``cmd`` in its own process group; send ``sig`` to the group once the checkpoint
+    of ``step`` is written."""
+    proc = subprocess.Popen(cmd, cwd=project, start_new_session=True, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+    deadline = time.monotonic() + 300
+    while _step(project) != step:
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.02)
+    os.killpg(proc.pid, sig)
+    proc.communicate(timeout=120)
+    return proc
+
+
+def _resumed(output: str) -> list[str]:
+    return [line for line in output.splitlines() if "checkpoint" in line or "resum" in line]
+
+
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
+def test_repro_killed_mid_epoch_2_resumes_to_the_uninterrupted_adapter(
+    built_project, tmp_path, sig
+):
+    project = _copy(built_project, tmp_path, EVERY)
+    _kill_at(project, ["dvc", "repro"], 16, sig)
+    assert not (project / ADAPTER).exists()  # dvc repro removed it before the stage ran
+    step = _step(project)
+    assert step in (16, 20)  # the kill lands before the next checkpoint, or just after it
+    out = run(["dvc", "repro"], project).stdout
+    assert f"resuming from epoch 2, step {step}" in out.splitlines()
+    assert not [p for p in project.rglob(".*.tmp")]
+    assert _sha(project / ADAPTER) == _sha(built_project / ADAPTER)
+    for name in ("train/loss", "train/lr", "val/accuracy", "val/loss"):  # DVCLive's histories
+        tsv = (project / CURVES / f"{name}.tsv").read_text()
+        assert tsv == (built_project / CURVES / f"{name}.tsv").read_text(), name
+        steps = [row.split("\t")[0] for row in tsv.splitlines()]
+        assert steps == ["step", "12", "24"]  # a loss reading an epoch: none twice or missing
+    assert json.loads((project / STATE).read_text()) == {"finished": True}
+
+
+def test_a_kill_inside_the_checkpoint_write_resumes_from_the_one_before(built_project, tmp_path):
+    project = _copy(built_project, tmp_path, EVERY)
+    proc = subprocess.run([sys.executable, "-c", KILL_IN_WRITE], cwd=project, capture_output=True)
+    assert proc.returncode == -signal.SIGKILL
+    assert _step(project) == 12
+    assert len(list((project / "models/checkpoint").glob(".tensors-000000016*.tmp"))) == 1
+    out = run(TRAIN, project).stdout
+    assert _resumed(out)[0] == "resuming from epoch 2, step 12"
+    assert not [p for p in project.rglob(".*.tmp")]
+    assert _sha(project / ADAPTER) == _sha(built_project / ADAPTER)
+
+
+@pytest.fixture(scope="module")
+def killed(built_project, tmp_path_factory) -> Path:
+    """The built project after a direct train run SIGKILLed at its checkpoint of step 16."""
+    project = _copy(built_project, tmp_path_factory.mktemp("killed"), EVERY)
+    _kill_at(project, TRAIN, 16, signal.SIGKILL)
+    return project
+
+
+def _flip_a_label(project: Path) -> None:
+    path = project / "data/tokenized/train.safetensors"
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as f:
+        metadata = f.metadata()
+    tensors = load_file(path)
+    tensors["labels"][0] = 1 - tensors["labels"][0]
+    save_file(tensors, path, metadata=metadata)
+
+
+CHANGES = {
+    "params": lambda p: set_params(p, {"train": {"lr": 0.02}}),
+    "data": _flip_a_label,
+    "code": lambda p: (p / "lora_core/layer.py").open("a").write("# an edit\n"),
+    "damaged": lambda p: next((p / "models/checkpoint").glob("tensors-*")).write_bytes(b"x"),
+}
+LINES = {
+    "params": "was made with other params",
+    "data": "was made with other data",
+    "code": "was made with other code",
+    "damaged": "is damaged (its tensors file is missing or changed)",
+}
+
+
+@pytest.mark.parametrize("change", sorted(CHANGES))
+def test_a_checkpoint_that_does_not_fit_starts_fresh_with_one_line(killed, tmp_path, change):
+    project = _copy(killed, tmp_path, {})
+    CHANGES[change](project)
+    out = run(TRAIN, project).stdout
+    assert _resumed(out)[0] == f"checkpoint models/checkpoint {LINES[change]}: starting fresh"
+    assert not any(line.startswith("resuming") for line in out.splitlines())
+    assert json.loads((project / STATE).read_text()) == {"finished": True}
+    if change in ("code", "damaged"):  # the same training, from the start: the same bytes
+        assert _sha(project / ADAPTER) == _sha(killed / ADAPTER)  # the kill left it as it was
+
+
+def test_resume_false_ignores_the_checkpoint_and_a_finished_one_is_never_resumed(
+    killed, built_project, tmp_path
+):
+    project = _copy(killed, tmp_path, {"train": {"resume": False}})
+    out = run(TRAIN, project).stdout
+    assert [line.split(" written")[0] for line in _resumed(out)] == ["checkpoints: 6"]
+    assert _sha(project / ADAPTER) == _sha(built_project / ADAPTER)
+    set_params(project, {"train": {"resume": True}})
+    out = run(["dvc", "repro", "--force", "train"], project).stdout  # after a finished run
+    assert [line.split(" written")[0] for line in _resumed(out)] == ["checkpoints: 6"]
+    assert _sha(project / ADAPTER) == _sha(built_project / ADAPTER)
+
+
+def test_two_processes_killed_resume_to_the_uninterrupted_two_process_adapter(
+    built_project, tmp_path
+):
+    params = {"train": {"processes": 2, "checkpoint_every": 4}}
+    whole = _copy(built_project, tmp_path / "whole", params)
+    run(TRAIN, whole)
+    project = _copy(built_project, tmp_path / "killed", params)
+    _kill_at(project, TRAIN, 16, signal.SIGKILL)
+    out = run(TRAIN, project).stdout
+    assert re.search(r"^resuming from epoch 2, step (16|20)$", out, re.M), out
+    a, b = load_file(whole / ADAPTER), load_file(project / ADAPTER)
+    assert sorted(a) == sorted(b)
+    for name, tensor in a.items():
+        torch.testing.assert_close(b[name], tensor, atol=1e-6, rtol=0, msg=name)
