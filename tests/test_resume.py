@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -13,6 +14,7 @@ import sys
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 import torch
 from safetensors.torch import load_file, save_file
@@ -70,8 +72,15 @@ def _kill_at(project: Path, cmd: list[str], step: int, sig: int) -> subprocess.P
     while _step(project) != step:
         assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
         time.sleep(0.02)
+    # torchrun starts its workers in sessions of their own: signal the whole tree, as a
+    # scheduler that ends a job does.
+    tree = psutil.Process(proc.pid).children(recursive=True)
     os.killpg(proc.pid, sig)
+    for child in tree:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            child.send_signal(sig)
     proc.communicate(timeout=120)
+    psutil.wait_procs(tree, timeout=60)
     return proc
 
 

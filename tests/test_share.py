@@ -14,6 +14,7 @@ from tests.conftest import clone, make_tiny_project, run
 
 MIRRORS = ("data/raw/sst2", "models/base")  # git-ignored, not DVC outputs: filled by hand
 LORA_SST2 = [sys.executable, "-m", "lora_core.commands.cli"]
+ARTIFACTS = {"adapter": "adapter.safetensors", "adapter-config": "adapter.json"}
 SENTENCES = ["a good and witty film", "a dull , tired mess"]
 
 
@@ -41,6 +42,18 @@ def test_clone_pulls_predicts_without_training_and_experiments_travel(tmp_path):
     run(["git", "commit", "-qm", "reproduced, with a DVC remote"], a)
     run(["dvc", "push", "-q"], a)
     run(["git", "push", "-q", "origin", "main"], a)
+
+    # The adapter as DVC artifacts (dvc.yaml): a version tag in git, then `dvc artifacts get`
+    # from the bare origin and its DVC remote, with no clone and no training.
+    for name in ARTIFACTS:
+        run(["git", "tag", "-a", f"{name}@v1.0.0", "-m", f"{name} v1.0.0"], a)
+    run(["git", "push", "-q", "origin", "--tags"], a)
+    got = tmp_path / "got"
+    got.mkdir()
+    for name, file in ARTIFACTS.items():
+        get = ["dvc", "artifacts", "get", str(origin), name, "-o", str(got / file)]
+        assert run(get, tmp_path).stdout == f"Downloaded 1 file(s) to '{got / file}'\n"
+        assert _sha256(got / file) == _sha256(a / "models" / file)
 
     # A clone that pulled nothing: the CI checks read git alone.
     bare = clone(origin, tmp_path / "bare")
