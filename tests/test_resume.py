@@ -189,6 +189,9 @@ def test_two_processes_killed_resume_to_the_uninterrupted_two_process_adapter(
     _kill_at(project, TRAIN, 16, signal.SIGKILL)
     out = run(TRAIN, project).stdout
     assert re.search(r"^resuming from epoch 2, step (16|20)$", out, re.M), out
+    for name in ("train/loss", "val/accuracy"):  # rank 0 alone logs: each step once
+        rows = (project / CURVES / f"{name}.tsv").read_text().splitlines()
+        assert [row.split("\t")[0] for row in rows] == ["step", "12", "24"], name
     a, b = load_file(whole / ADAPTER), load_file(project / ADAPTER)
     assert sorted(a) == sorted(b)
     for name, tensor in a.items():
