@@ -20,11 +20,13 @@ OUTPUTS = ("data/prepared", "data/tokenized", "models/adapter.safetensors", "met
 
 
 def _snapshot(project: Path) -> dict[str, str]:
+    """The outputs' hashes; metrics/live/ is DVCLive's view of a run in progress, apart from
+    the outputs, and moves as a run trains (README "Watch and resume training")."""
     files = {}
     for name in OUTPUTS:
         path = project / name
         for f in sorted([path] if path.is_file() else path.rglob("*")):
-            if f.is_file():
+            if f.is_file() and not f.relative_to(project).as_posix().startswith("metrics/live/"):
                 files[str(f.relative_to(project))] = hashlib.sha256(f.read_bytes()).hexdigest()
     return files
 

@@ -47,13 +47,17 @@ def paired_predictions(rev: str, resamples: int) -> Paired | str:
         return f"cannot pair {path} of `{rev}` and the workspace ({err})"
 
 
+LIVE = "metrics/live/"  # DVCLive's view of a run in progress (git-ignored): not a result
+
+
 def run_gate(args: argparse.Namespace) -> int:
     """Print the metrics report against --base; exit 1 when a gated metric regressed."""
     project = load_params(args.params)
     gate = project.gate
     read_lock()  # a damaged dvc.lock would make dvc compare nothing, and the gate pass
     rev_is_head = _commit(args.base) == _commit("HEAD")
-    metrics = diff_rows(dvc_json("metrics", "diff", args.base, "--all", "--json"))
+    diff = dvc_json("metrics", "diff", args.base, "--all", "--json")
+    metrics = diff_rows({path: v for path, v in diff.items() if not path.startswith(LIVE)})
     note = nothing_to_compare(args.base, metrics, rev_is_head)
     if note:
         report, failed = note + "\n", False
