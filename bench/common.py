@@ -8,9 +8,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from lora_core.config import DataConfig, ModelConfig
 from lora_core.data import class_ids, read_table, to_examples
+from lora_core.layer import LoRALinear
 from lora_core.pretrained import BASE_DIR, load_tokenizer
 from lora_core.splits import split_random
 from lora_core.tokens import TokenizedSplit, tokenize
@@ -118,3 +120,14 @@ def timed_steps(step, batches) -> float:
             loss = step(batch)
         float(loss)
     return timer.seconds
+
+
+def main_forward(self: LoRALinear, x: torch.Tensor) -> torch.Tensor:
+    """LoRALinear.forward as main had it at db1b10e, before #24: ``B(A(dropout(x))) * scaling``,
+    the scaling on the (..., out) product. Trained with element dropout and float32 frozen
+    weights, it is main's step then: the baseline of the speed-ups."""
+    result = self.base(x)
+    if self.merged:
+        return result
+    update = F.linear(F.linear(self.dropout(x), self.lora_A), self.lora_B)
+    return result + update * self.scaling

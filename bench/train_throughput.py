@@ -47,7 +47,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from common import (
@@ -57,6 +56,7 @@ from common import (
     encoder_weights,
     head,
     lora_training_flops,
+    main_forward,
     matmul_flops_per_second,
     median,
     model_source,
@@ -88,16 +88,6 @@ OURS = {  # key: (LoRA config, train_model's frozen_in_compute_dtype or None for
     "o": (dataclasses.replace(LORA, dropout_mode="element"), False),
     "t": (dataclasses.replace(LORA, dropout_mode="element"), False),
 }
-
-
-def main_forward(self: LoRALinear, x: torch.Tensor) -> torch.Tensor:
-    """LoRALinear.forward as main had it at db1b10e: ``B(A(dropout(x))) * scaling``, the
-    scaling on the (..., out) product; (t) trains with it, so a/t is the step against main's."""
-    result = self.base(x)
-    if self.merged:
-        return result
-    update = F.linear(F.linear(self.dropout(x), self.lora_A), self.lora_B)
-    return result + update * self.scaling
 
 
 @contextlib.contextmanager
