@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from lora_core.errors import DataError
-from lora_core.files import quiet_hub, read_json, staged
+from lora_core.files import quiet_hub, read_classes, staged
 from lora_core.tables import FORMATS, Table, first_line, read_columns
 
 ROLES = {"train": ("train",), "validation": ("validation", "dev"), "test": ("test",)}
@@ -234,17 +234,7 @@ def read_examples(path: Path, names: tuple[str, ...]) -> Examples:
 
 def read_summary(folder: str | Path) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """(class names, text columns) from the ``summary.json`` prepare wrote in ``folder``."""
-    path = Path(folder) / "summary.json"
-    if not path.is_file():
-        raise DataError(f"{path} not found: run `dvc repro prepare` first")
-    raw = read_json(path)
-    try:
-        names, columns = tuple(raw["labels"]), tuple(raw["text_columns"])
-    except (KeyError, TypeError):
-        raise _prepared_damaged(path) from None
-    if len(names) < 2 or not all(isinstance(v, str) for v in (*names, *columns)):
-        raise _prepared_damaged(path)
-    return names, columns
+    return read_classes(Path(folder) / "summary.json", "prepare")
 
 
 def sha256(path: str | Path) -> str:

@@ -21,7 +21,7 @@ from typing import Any
 
 import yaml
 
-from lora_core.errors import LoraSst2Error
+from lora_core.errors import DataError, LoraSst2Error
 
 PROJECT_MARKERS = (".git", ".dvc", "dvc.yaml")
 
@@ -243,6 +243,23 @@ def read_json(path: str | Path) -> Any:
         raise LoraSst2Error(f"{path} is not UTF-8 text") from None
     except json.JSONDecodeError as err:
         raise LoraSst2Error(f"{path} is not valid JSON (line {err.lineno}): {err.msg}") from None
+
+
+def read_classes(path: Path, stage: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(class names, text columns) from the JSON file ``stage`` wrote beside its outputs:
+    prepare's ``summary.json``, tokenize's ``task.json``. Missing or damaged is one line
+    naming the stage to run again."""
+    if not path.is_file():
+        raise DataError(f"{path} not found: run `dvc repro {stage}` first")
+    raw = read_json(path)
+    damaged = DataError(f"{path} is damaged: run `dvc repro --force {stage}`")
+    try:
+        names, columns = tuple(raw["labels"]), tuple(raw["text_columns"])
+    except (KeyError, TypeError):
+        raise damaged from None
+    if len(names) < 2 or not all(isinstance(v, str) for v in (*names, *columns)):
+        raise damaged
+    return names, columns
 
 
 @contextmanager

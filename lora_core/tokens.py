@@ -156,19 +156,9 @@ TASK = "task.json"
 
 def read_task(folder: str | Path) -> Task:
     """The ``task.json`` that the tokenize stage wrote beside the splits."""
-    from lora_core.files import read_json
+    from lora_core.files import read_classes
 
-    path = Path(folder) / TASK
-    if not path.is_file():
-        raise DataError(f"{path} not found: run `dvc repro tokenize`")
-    raw = read_json(path)
-    try:
-        labels, columns = tuple(raw["labels"]), tuple(raw["text_columns"])
-    except (KeyError, TypeError):
-        raise damaged(path) from None
-    if len(labels) < 2 or not all(isinstance(v, str) for v in (*labels, *columns)):
-        raise damaged(path)
-    return Task(labels, columns)
+    return Task(*read_classes(Path(folder) / TASK, "tokenize"))
 
 
 def bucket_batches(

@@ -10,10 +10,12 @@ from lora_core.data import (
     ensure_raw,
     raw_files,
     read_examples,
+    read_summary,
     read_table,
     to_examples,
     write_examples,
 )
+from lora_core.errors import LoraSst2Error
 
 # A spreadsheet's export: quoted fields holding the separator, quotes, a tab and newlines,
 # a BOM and CRLF line ends.
@@ -232,3 +234,31 @@ def test_whole_float_labels_read_as_integers(tmp_path):
         table(path)
     pd.DataFrame({"text": ["a", "b"], "label": [1.0, 0.0]}).to_parquet(path)
     assert table(path).labels == ["1", "0"]
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        (None, "not found: run `dvc repro prepare` first"),
+        ('{"labels": ["only"], "text_columns": ["text"]}', "is damaged"),
+        ('{"labels": ["a", "b"]}', "is damaged"),
+        ('{"labels": ["a", 2], "text_columns": ["text"]}', "is damaged"),
+        ("[1, 2]", "is damaged"),
+        ("{", "is not valid JSON"),
+    ],
+)
+def test_read_summary_names_the_file_and_what_to_run(tmp_path, text, problem):
+    if text is not None:
+        (tmp_path / "summary.json").write_text(text)
+    with pytest.raises(LoraSst2Error) as err:
+        read_summary(tmp_path)
+    assert str(err.value).startswith(f"{tmp_path / 'summary.json'} {problem}")
+    if problem == "is damaged":
+        assert str(err.value).endswith(": run `dvc repro --force prepare`")
+
+
+def test_read_summary_reads_names_and_columns_in_order(tmp_path):
+    (tmp_path / "summary.json").write_text(
+        json.dumps({"labels": ["neg", "neu", "pos"], "text_columns": ["premise", "hypothesis"]})
+    )
+    assert read_summary(tmp_path) == (("neg", "neu", "pos"), ("premise", "hypothesis"))

@@ -129,7 +129,7 @@ def test_length_summary_counts_cut_texts_and_percentiles(tokenizer):
 
 
 def test_read_task_names_the_damage(tmp_path):
-    with pytest.raises(DataError, match=r"task.json not found: run `dvc repro tokenize`"):
+    with pytest.raises(DataError, match=r"task.json not found: run `dvc repro tokenize` first"):
         read_task(tmp_path)
     (tmp_path / TASK).write_text('{"labels": ["only"], "text_columns": ["sentence"]}')
     with pytest.raises(DataError, match=r"task.json is damaged: run `dvc repro --force tokenize`"):
