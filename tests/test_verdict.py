@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-import numpy as np
+import json
 
-from lora_core.commands import verdict
+import numpy as np
+import pytest
+
+from lora_core.commands import gate, verdict
 from lora_core.config import GateConfig
 from lora_core.stats import paired_bootstrap_p, read_predictions
 
@@ -88,3 +91,25 @@ def test_three_class_report_fails_a_significant_macro_f1_drop():
     report, failed = verdict.format_report("main", rows, [], DEFAULTS, paired)
     assert failed
     assert report.endswith("**FAIL**: test.macro_f1 dropped by 0.05, more than 0.01\n")
+
+
+def test_pair_takes_the_task_class_count_over_what_the_ids_imply(tmp_path):
+    # a three-class task whose test rows and predictions only hold ids 0 and 1
+    labels, base, head = np.array([0, 1, 0, 1]), np.array([0, 1, 1, 1]), np.array([0, 1, 0, 1])
+    implied = verdict.pair((labels, base), (labels, head), resamples=200)
+    told = verdict.pair((labels, base), (labels, head), resamples=200, classes=3)
+    assert (implied.classes, implied.f1_key) == (2, "test.f1")
+    assert (told.classes, told.f1_key) == (3, "test.macro_f1")
+    assert told.f1_p_value == paired_bootstrap_p(base, head, labels, 200, classes=3)
+    with pytest.raises(ValueError, match="class id 2 in a task of 2 classes"):
+        verdict.pair((labels + 1, base + 1), (labels + 1, head + 1), resamples=200, classes=2)
+
+
+def test_gate_reads_the_class_count_evaluate_wrote(tmp_path):
+    path = tmp_path / "eval.json"
+    assert gate.task_classes(str(path)) is None  # no file
+    path.write_text('{"test": {"accuracy": 0.5}}')
+    assert gate.task_classes(str(path)) is None  # an eval.json from before per_class
+    per_class = {name: {"f1": 0.5} for name in ("neg", "neu", "pos")}
+    path.write_text(json.dumps({"test": {"per_class": per_class}}))
+    assert gate.task_classes(str(path)) == 3

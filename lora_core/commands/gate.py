@@ -19,6 +19,7 @@ from lora_core.commands.fresh import read_lock
 from lora_core.commands.verdict import Paired, diff_rows, format_report, nothing_to_compare, pair
 from lora_core.config import load_params
 from lora_core.errors import LoraSst2Error
+from lora_core.files import read_json
 from lora_core.stats import PREDICTIONS, read_predictions
 
 
@@ -32,6 +33,16 @@ def _commit(rev: str) -> str:
     return proc.stdout.strip()
 
 
+def task_classes(path: str = "metrics/eval.json") -> int | None:
+    """The workspace task's class count: the classes evaluate scored in ``test.per_class``;
+    None when the file or the key is missing (an older eval.json)."""
+    try:
+        per_class = read_json(path)["test"]["per_class"]
+    except (LoraSst2Error, OSError, KeyError, TypeError):
+        return None
+    return len(per_class) if isinstance(per_class, dict) and len(per_class) >= 2 else None
+
+
 def paired_predictions(rev: str, resamples: int) -> Paired | str:
     """REV's test predictions (from git) paired with the workspace's, or why they cannot be."""
     path = f"metrics/{PREDICTIONS}"
@@ -42,7 +53,8 @@ def paired_predictions(rev: str, resamples: int) -> Paired | str:
         return f"the workspace has no {path}"
     try:
         base = read_predictions(shown.stdout)
-        return pair(base, read_predictions(Path(path).read_text(encoding="utf-8")), resamples)
+        head = read_predictions(Path(path).read_text(encoding="utf-8"))
+        return pair(base, head, resamples, task_classes())
     except (ValueError, UnicodeDecodeError) as err:
         return f"cannot pair {path} of `{rev}` and the workspace ({err})"
 

@@ -118,7 +118,7 @@ class Paired:
     fixed: int  # REV wrong, workspace right
     broken: int  # REV right, workspace wrong
     f1_p_value: float = 1.0  # paired bootstrap: did F1 change? (macro-F1 past two classes)
-    classes: int = 2  # as the predictions imply: the largest class id + 1
+    classes: int = 2  # the task's, from evaluate's per_class (else as the ids imply)
 
     @property
     def f1_key(self) -> str:
@@ -136,14 +136,24 @@ class Paired:
 
 
 def pair(
-    base: tuple[np.ndarray, np.ndarray], head: tuple[np.ndarray, np.ndarray], resamples: int
+    base: tuple[np.ndarray, np.ndarray],
+    head: tuple[np.ndarray, np.ndarray],
+    resamples: int,
+    classes: int | None = None,
 ) -> Paired:
-    """Pair two (labels, predicted) of the same test set, of any number of classes (as the
-    class ids imply); different sets are a ValueError."""
+    """Pair two (labels, predicted) of the same test set; different sets are a ValueError.
+
+    ``classes`` is the task's class count (evaluate's ``per_class``); None takes what the
+    ids imply, the largest + 1, which undercounts a task whose highest classes no test row
+    has or predicts.
+    """
     (base_labels, base_pred), (labels, head_pred) = base, head
     if len(base_labels) != len(labels) or (base_labels != labels).any():
         raise ValueError("the two commits scored different test sets")
-    classes = class_count(labels, base_pred, head_pred)
+    implied = class_count(labels, base_pred, head_pred)
+    if classes is not None and implied > classes:
+        raise ValueError(f"class id {implied - 1} in a task of {classes} classes")
+    classes = classes or implied
     f1_p = paired_bootstrap_p(base_pred, head_pred, labels, resamples, classes)
     return Paired(len(labels), *flips(base_pred, head_pred, labels), f1_p, classes)
 
