@@ -84,31 +84,42 @@ def confusion_points(logits: np.ndarray, labels: np.ndarray, names) -> list[dict
     return [{"actual": names[a], "predicted": names[p]} for a, p in zip(labels, predicted)]
 
 
+def ranked(logits: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(is positive, score) pairs that the ROC and precision-recall curves rank: with two
+    classes, each example's P(class 1); past two, every (example, class) pair one-vs-rest,
+    pooled into one curve (the micro-average)."""
+    probs = softmax(logits)
+    if probs.shape[1] == 2:
+        return labels, probs[:, 1]
+    return (labels[:, None] == np.arange(probs.shape[1])).ravel().astype(np.int64), probs.ravel()
+
+
 def roc_points(logits: np.ndarray, labels: np.ndarray) -> list[dict]:
-    """The ROC curve of P(positive) as {fpr, tpr} points, for DVC's plots."""
+    """The ROC curve (``ranked``'s) as {fpr, tpr} points, for DVC's plots."""
     from sklearn.metrics import roc_curve
 
-    fpr, tpr, _ = roc_curve(labels, softmax(logits)[:, 1])
+    fpr, tpr, _ = roc_curve(*ranked(logits, labels))
     return [
         {"fpr": round(float(f), DIGITS), "tpr": round(float(t), DIGITS)} for f, t in zip(fpr, tpr)
     ]
 
 
 def roc_auc(logits: np.ndarray, labels: np.ndarray) -> float:
-    """Area under the ROC curve of P(positive): the chance that a random positive example
-    scores above a random negative one, ties counting half; nan without both classes."""
+    """Area under the ROC curve (``ranked``'s): the chance that a random positive scores
+    above a random negative, ties counting half; nan without both positives and negatives."""
     from sklearn.metrics import roc_auc_score
 
-    if len(np.unique(labels)) < 2:
+    positive, score = ranked(logits, labels)
+    if len(np.unique(positive)) < 2:
         return float("nan")
-    return float(roc_auc_score(labels, softmax(logits)[:, 1]))
+    return float(roc_auc_score(positive, score))
 
 
 def pr_points(logits: np.ndarray, labels: np.ndarray) -> list[dict]:
-    """The precision-recall curve of P(positive) as {recall, precision} points."""
+    """The precision-recall curve (``ranked``'s) as {recall, precision} points."""
     from sklearn.metrics import precision_recall_curve
 
-    precision, recall, _ = precision_recall_curve(labels, softmax(logits)[:, 1])
+    precision, recall, _ = precision_recall_curve(*ranked(logits, labels))
     return [
         {"recall": round(float(r), DIGITS), "precision": round(float(p), DIGITS)}
         for r, p in zip(recall, precision)

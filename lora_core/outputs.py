@@ -143,19 +143,19 @@ def test_scores(
 def write_plots(
     plots: Path, logits: np.ndarray, labels: np.ndarray, names: tuple[str, ...], accuracy: float
 ) -> None:
-    """The test confusion matrix by label name (json and png), and with two classes the ROC
-    and precision-recall curves of P(class 1); past two classes those are not written."""
+    """The test confusion matrix by label name, the ROC and the precision-recall curves (json
+    and png): of P(class 1) with two classes, one-vs-rest and micro-averaged past two."""
     confusion = m.confusion_points(logits, labels, names)
     (plots / "confusion.json").write_text(json_text(confusion), encoding="utf-8")
     m.plot_confusion(confusion, names, plots / "confusion.png")
-    if len(names) != 2:
-        return
     roc, pr = m.roc_points(logits, labels), m.pr_points(logits, labels)
     for name, points in (("roc", roc), ("pr", pr)):
         (plots / f"{name}.json").write_text(json_text(points), encoding="utf-8")
-    title = f"ROC (test), accuracy {accuracy:.4f}"
+    pooled = "" if len(names) == 2 else ", one-vs-rest, micro-averaged"
+    title = f"ROC (test{pooled}), accuracy {accuracy:.4f}"
     m.plot_roc(roc, m.roc_auc(logits, labels), title, plots / "roc.png")
-    m.plot_curve(pr, "recall", "precision", "Precision-recall (test)", plots / "pr.png")
+    pr_title = f"Precision-recall (test{pooled})"
+    m.plot_curve(pr, "recall", "precision", pr_title, plots / "pr.png")
 
 
 def write_evaluation(

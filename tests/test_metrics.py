@@ -14,6 +14,8 @@ from lora_core.metrics import (
     plot_confusion,
     plot_roc,
     plot_training,
+    pr_points,
+    ranked,
     roc_auc,
     roc_points,
     save_figure,
@@ -105,6 +107,21 @@ def test_roc_auc_exact():
     tied = np.zeros((4, 2), dtype=np.float32)  # every score equal: ties count half
     assert roc_auc(tied, np.array([0, 1, 0, 1])) == 0.5
     assert np.isnan(roc_auc(LOGITS, np.ones(6, dtype=int)))  # one class: no ROC
+
+
+def test_roc_and_pr_past_two_classes_pool_every_example_and_class():
+    # P: example 0 (label 0) [0.7, 0.2, 0.1], example 1 (label 2) [0.5, 0.1, 0.4].
+    # Positives 0.7 and 0.4 against negatives 0.2, 0.1, 0.5, 0.1: 0.7 beats all four,
+    # 0.4 three of them: 7 of 8 pairs.
+    logits = np.log(np.array([[0.7, 0.2, 0.1], [0.5, 0.1, 0.4]]))
+    labels = np.array([0, 2])
+    positive, score = ranked(logits, labels)
+    assert positive.tolist() == [1, 0, 0, 0, 0, 1]
+    np.testing.assert_allclose(score, [0.7, 0.2, 0.1, 0.5, 0.1, 0.4], rtol=0, atol=1e-12)
+    assert roc_auc(logits, labels) == pytest.approx(7 / 8, rel=0, abs=1e-12)
+    pr = pr_points(logits, labels)
+    assert pr[0] == {"recall": 1.0, "precision": round(2 / 6, 6)}  # everything called positive
+    assert pr[-1] == {"recall": 0.0, "precision": 1.0}
 
 
 @pytest.fixture

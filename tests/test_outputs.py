@@ -7,7 +7,7 @@ import pytest
 
 from lora_core.errors import LoraSst2Error
 from lora_core.files import staged
-from lora_core.metrics import softmax
+from lora_core.metrics import roc_points, softmax
 from lora_core.outputs import predictions_csv, write_evaluation
 from lora_core.stats import read_predictions
 
@@ -48,15 +48,19 @@ def test_binary_evaluation_keeps_every_key_and_plot(tmp_path):
     assert plots == {"confusion.json", "confusion.png", "roc.json", "roc.png", "pr.json", "pr.png"}
 
 
-def test_three_class_evaluation_has_names_and_no_roc_or_pr(tmp_path):
-    _evaluate(tmp_path, ("negative", "positive"))  # the folder is replaced whole: no stale ROC
+def test_three_class_evaluation_has_names_and_pooled_roc_and_pr(tmp_path):
+    (tmp_path / "metrics/plots").mkdir(parents=True)
+    (tmp_path / "metrics/plots/stale.json").write_text("{}")  # the folder is replaced whole
     scores, plots = _evaluate(tmp_path, NAMES3)
     assert set(scores["val"]) == SPLIT_KEYS
     assert set(scores["test"]) == SPLIT_KEYS | INTERVALS
     assert list(scores["test"]["per_class"]) == list(NAMES3)
     assert [c["support"] for c in scores["test"]["per_class"].values()] == [10, 10, 10]
     assert scores["test"]["accuracy"] == round(22 / 30, 6)  # 8 of 30 turned to the next class
-    assert plots == {"confusion.json", "confusion.png"}
+    assert plots == {"confusion.json", "confusion.png", "roc.json", "roc.png", "pr.json", "pr.png"}
+    roc = json.loads((tmp_path / "metrics/plots/roc.json").read_text())
+    assert roc == roc_points(*_results(3)["test"])  # one-vs-rest over 30 x 3 (example, class)
+    assert roc[0] == {"fpr": 0.0, "tpr": 0.0} and roc[-1] == {"fpr": 1.0, "tpr": 1.0}
     confusion = json.loads((tmp_path / "metrics/plots/confusion.json").read_text())
     assert confusion[0] == {"actual": "negative", "predicted": "neutral"}
     assert {p["actual"] for p in confusion} == set(NAMES3)

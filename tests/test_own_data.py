@@ -42,7 +42,10 @@ def test_three_class_pairs_through_dvc_repro_and_predict(tiny_project, monkeypat
     assert set(scores["test"]["per_class"]) == set(PAIR_CLASSES)
     assert "f1" not in scores["test"] and "macro_f1" in scores["test"]
     plots = {p.name for p in (tiny_project / "metrics/plots").iterdir()}
-    assert plots == {"confusion.json", "confusion.png", "training.png"}  # no ROC/PR for 3
+    assert plots == {
+        *("confusion.json", "confusion.png", "training.png"),
+        *("roc.json", "roc.png", "pr.json", "pr.png"),  # one-vs-rest, micro-averaged
+    }
     confusion = json.loads((tiny_project / "metrics/plots/confusion.json").read_text())
     assert {p["actual"] for p in confusion} == set(PAIR_CLASSES)
 
