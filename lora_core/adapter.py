@@ -13,7 +13,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from lora_core.config import MAX_LENGTH, MODES, LoraConfig, ModelConfig, Params, Section, build
-from lora_core.errors import LoraSst2Error, check_keys, errors_from
+from lora_core.errors import ConfigError, LoraSst2Error, check_keys, errors_from
 from lora_core.files import json_text, read_json
 from lora_core.inject import load_lora_state_dict
 from lora_core.model import build_classifier
@@ -171,8 +171,12 @@ def read_peft(folder: Path) -> tuple[dict[str, torch.Tensor], AdapterConfig]:
     task = read_json(marker) if marker.is_file() else None
     sources = (str(config_path), str(weights), task, str(marker))
     state, fields = from_peft(read_json(config_path), load_tensors(weights), *sources)
-    with errors_from(str(config_path)):
+    from_marker = {"labels", *task} if task is not None else set()  # id2label gives labels
+    try:
         return state, AdapterConfig(**fields)
+    except ConfigError as err:  # named after the file the refused value came from
+        source = marker if err.key in from_marker else config_path
+        raise ConfigError(f"{source}: {err}") from None
 
 
 def write_peft(folder: Path, tensors: dict[str, torch.Tensor], peft_config: dict) -> None:

@@ -22,7 +22,12 @@ class LoraSst2Error(Exception):
 
 
 class ConfigError(LoraSst2Error):
-    """A params.yaml (or adapter.json) value that is missing, mistyped or out of range."""
+    """A params.yaml (or adapter.json) value that is missing, mistyped or out of range;
+    ``key`` names the refused key when one is."""
+
+    def __init__(self, message: str, key: str | None = None) -> None:
+        super().__init__(message)
+        self.key = key
 
 
 class DataError(LoraSst2Error):
@@ -32,7 +37,7 @@ class DataError(LoraSst2Error):
 def fail(section: str, key: str, value: Any, allowed: str) -> None:
     """Refuse ``section.key = value``, saying what is allowed."""
     name = f"{section}.{key}" if section else key
-    raise ConfigError(f"{name} = {value!r} is not allowed: {allowed}")
+    raise ConfigError(f"{name} = {value!r} is not allowed: {allowed}", key=name)
 
 
 def type_ok(value: Any, hint: Any) -> bool:

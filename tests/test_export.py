@@ -275,6 +275,20 @@ def test_a_peft_folder_without_names_reads_as_transformers_names_them(project, c
         f"lora-sst2: error: {out / EXPORT_MARKER}: id2label names 2 classes, the classifier "
         "has 3\n",
     )
+    # a value the marker gave that adapter.json's rules refuse is the marker's, not PEFT's
+    (out / EXPORT_MARKER).write_text(
+        json.dumps({**marker, "id2label": {"0": "a", "1": "a", "2": "b"}})
+    )
+    assert _run(capsys, "info", "--adapter", str(out)) == (
+        2,
+        "",
+        f"lora-sst2: error: {out / EXPORT_MARKER}: labels = ('a', 'a', 'b') is not allowed: "
+        "must list two or more distinct class names\n",
+    )
+    (out / EXPORT_MARKER).write_text(json.dumps({**marker, "max_length": 1}))
+    code, out_text, err = _run(capsys, "info", "--adapter", str(out))
+    assert (code, out_text) == (2, "")
+    assert err.startswith(f"lora-sst2: error: {out / EXPORT_MARKER}: max_length = 1 is not allowed")
     (out / EXPORT_MARKER).unlink()  # PEFT's two files alone, as PEFT itself saves them
     generic = (("LABEL_0", "LABEL_1", "LABEL_2"), ("sentence",), 128)
     assert _task(load_trained(out, base_dir)[1]) == generic
