@@ -1,6 +1,6 @@
 """What ``train.compile: true`` costs and buys on this machine: compile time, recompiles, speed.
 
-``train.compile: true`` makes ``lora_core.loop.make_step`` wrap the model in
+``train.compile: true`` makes ``lora_core.step.make_step`` wrap the model in
 ``torch.compile(model, dynamic=True)``. This times it against the eager model, in one process,
 on the real classifier trained as ``train_model`` trains it by default (the frozen linear
 weights stored in the compute precision, ``LoraConfig``'s default LoRA dropout mode, the
@@ -53,9 +53,9 @@ from common import (
     timed_steps,
 )
 from lora_core.config import LoraConfig, TrainConfig
-from lora_core.loop import make_step
 from lora_core.model import build_classifier
 from lora_core.runtime import resolve_precision, store_frozen_linears, use_attention
+from lora_core.step import make_step
 from lora_core.tokens import bucket_batches, collate
 
 

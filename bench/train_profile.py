@@ -49,7 +49,6 @@ from common import (
 from lora_core.config import Params
 from lora_core.files import load_yaml
 from lora_core.layer import LoRALinear
-from lora_core.loop import make_step
 from lora_core.model import classifier_for_training
 from lora_core.pretrained import BASE_DIR
 from lora_core.runtime import (
@@ -59,6 +58,7 @@ from lora_core.runtime import (
     store_frozen_linears,
     use_attention,
 )
+from lora_core.step import make_step
 from lora_core.tokens import bucket_batches, collate
 
 
@@ -106,7 +106,7 @@ class Variant:
 
     label: str
     model: torch.nn.Module
-    step: object  # lora_core.loop._Step
+    step: object  # lora_core.step.Step
     forward: object  # LoRALinear.forward while it steps
     stored: int  # frozen linears stored in the compute dtype
     seconds: float = 0.0

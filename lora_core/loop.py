@@ -10,7 +10,6 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
@@ -20,13 +19,13 @@ from lora_core.errors import LoraSst2Error
 from lora_core.inject import lora_state_dict
 from lora_core.metrics import accuracy, mean_loss
 from lora_core.resume import Snapshot, capture, restore
-from lora_core.runtime import autocast, predict_logits, store_frozen_linears, to_device
+from lora_core.runtime import predict_logits, store_frozen_linears
+from lora_core.step import Step, make_step
 from lora_core.tokens import (
     TokenizedSplit,
     bucket_batches,
     collate,
     count_bucket_batches,
-    model_inputs,
 )
 
 LOG_EVERY = 20  # steps between loss readings: one host sync per window, not per step
@@ -74,26 +73,6 @@ class Checkpoints:
     resume: Snapshot | None = None
 
 
-def _optimizer(model: nn.Module, cfg: TrainConfig, device: torch.device):
-    params = [p for p in model.parameters() if p.requires_grad]  # frozen weights: no state
-    groups = [
-        {"params": [p for p in params if p.ndim >= 2], "weight_decay": cfg.weight_decay},
-        {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0},
-    ]
-    return torch.optim.AdamW(groups, lr=cfg.lr, fused=device.type == "cuda")
-
-
-def _schedule(optimizer, total_steps: int, warmup_ratio: float):
-    warmup = int(total_steps * warmup_ratio)
-
-    def factor(step: int) -> float:  # linear warmup, then linear decay to 0
-        if step < warmup:
-            return (step + 1) / warmup
-        return max(0.0, (total_steps - step) / max(1, total_steps - warmup))
-
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
-
-
 def _check_finite(losses: torch.Tensor, first_step: int, lr: float) -> list[float]:
     values = losses.cpu().tolist()
     for offset, value in enumerate(values):
@@ -111,74 +90,8 @@ def _peak_memory_mb(device: torch.device) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
 
 
-@dataclass
-class _Step:
-    """What one optimizer step needs besides the batch."""
-
-    model: nn.Module
-    forward: nn.Module  # the model, or its torch.compile'd wrapper
-    optimizer: torch.optim.Optimizer
-    scheduler: torch.optim.lr_scheduler.LRScheduler
-    scaler: torch.amp.GradScaler
-    trainable: list[nn.Parameter]
-    device: torch.device
-    precision: str
-    max_grad_norm: float
-    world: World
-
-    def __call__(self, batch: dict[str, torch.Tensor], weight: float = 1.0) -> torch.Tensor:
-        """Forward, backward, clip, step; the loss stays on the device (no host sync).
-
-        One process: the mean loss of the batch. Several: this rank's summed loss times
-        ``weight`` (``World.share``), so that DDP's average is the global batch's mean.
-        """
-        batch = to_device(batch, self.device)
-        with autocast(self.precision, self.device):
-            out = self.forward(**model_inputs(batch))
-        if self.world.size == 1:
-            loss = F.cross_entropy(out.logits.float(), batch["labels"])
-        else:
-            loss = F.cross_entropy(out.logits.float(), batch["labels"], reduction="sum") * weight
-        self.optimizer.zero_grad(set_to_none=True)
-        self.scaler.scale(loss).backward()
-        self.scaler.unscale_(self.optimizer)
-        torch.nn.utils.clip_grad_norm_(self.trainable, self.max_grad_norm)
-        self.scaler.step(self.optimizer)
-        self.scaler.update()
-        self.scheduler.step()
-        return loss.detach()
-
-
-def make_step(
-    model,
-    cfg: TrainConfig,
-    device,
-    precision: str,
-    steps_per_epoch: int,
-    world: World | None = None,
-) -> _Step:
-    world = world or World()
-    optimizer = _optimizer(model, cfg, device)
-    forward = model
-    if world.size > 1:  # gradients averaged over ranks; frozen weights are not synced
-        ids = [world.local_rank] if device.type == "cuda" else None
-        forward = torch.nn.parallel.DistributedDataParallel(model, device_ids=ids)
-    return _Step(
-        model=model,
-        forward=torch.compile(forward, dynamic=True) if cfg.compile else forward,
-        optimizer=optimizer,
-        scheduler=_schedule(optimizer, cfg.epochs * steps_per_epoch, cfg.warmup_ratio),
-        scaler=torch.amp.GradScaler(device.type, enabled=precision == "fp16"),
-        trainable=[p for p in model.parameters() if p.requires_grad],
-        device=device,
-        precision=precision,
-        max_grad_norm=cfg.max_grad_norm,
-        world=world,
-    )
-
-
 def _train_epoch(
-    step: _Step,
+    step: Step,
     train: TokenizedSplit,
     cfg: TrainConfig,
     epoch: int,
@@ -239,7 +152,7 @@ def _seconds_since(start: float, device: torch.device) -> float:
     return time.perf_counter() - start
 
 
-def _checkpoint(step: _Step, result: TrainResult, done: int, checkpoints, window=()) -> None:
+def _checkpoint(step: Step, result: TrainResult, done: int, checkpoints, window=()) -> None:
     """Capture the state (every rank: the RNGs and loss windows are gathered); rank 0 saves."""
     if checkpoints is None:
         return
@@ -255,7 +168,7 @@ def _validate(
     model,
     val: TokenizedSplit,
     eval_batch_size: int,
-    step: _Step,
+    step: Step,
     result,
     epoch: int,
     progress: bool,
