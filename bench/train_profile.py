@@ -47,10 +47,10 @@ from common import (
     timed_steps,
 )
 from lora_core.config import Params
-from lora_core.files import load_yaml
 from lora_core.layer import LoRALinear
 from lora_core.model import classifier_for_training
 from lora_core.pretrained import BASE_DIR
+from lora_core.readers import load_yaml
 from lora_core.runtime import (
     resolve_attention,
     resolve_device,

@@ -14,10 +14,11 @@ from torch import nn
 
 from lora_core.config import MAX_LENGTH, MODES, LoraConfig, ModelConfig, Params, Section, build
 from lora_core.errors import ConfigError, LoraSst2Error, check_keys, errors_from
-from lora_core.files import json_text, read_json
+from lora_core.files import json_text
 from lora_core.inject import load_lora_state_dict
 from lora_core.model import build_classifier
 from lora_core.pretrained import BASE_DIR, LABELS
+from lora_core.readers import read_json
 from lora_core.tokens import Task
 
 WEIGHTS, CONFIG = "adapter.safetensors", "adapter.json"

@@ -22,7 +22,8 @@ from safetensors.torch import load_file, save_file
 
 from lora_core.config import Params
 from lora_core.errors import LoraSst2Error
-from lora_core.files import atomic_path, read_json, remove_temporaries, write_json
+from lora_core.files import atomic_path, remove_temporaries, write_json
+from lora_core.readers import read_json
 from lora_core.resume import Snapshot, check_fits
 
 if TYPE_CHECKING:

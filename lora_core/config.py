@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from lora_core.errors import ConfigError, check_keys, describe_type, errors_from, fail, type_ok
-from lora_core.files import load_yaml
+from lora_core.readers import load_yaml
 
 # Upper bounds, so that a typo (batch_size: 1000000000) is refused at once instead of
 # exhausting memory mid-run. Sizes past them do not fit a BERT step in memory anyway.

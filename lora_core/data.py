@@ -12,7 +12,8 @@ from pathlib import Path
 import numpy as np
 
 from lora_core.errors import DataError
-from lora_core.files import quiet_hub, read_classes, staged
+from lora_core.files import quiet_hub, staged
+from lora_core.readers import read_classes
 from lora_core.tables import FORMATS, Table, first_line, read_columns
 
 ROLES = {"train": ("train",), "validation": ("validation", "dev"), "test": ("test",)}

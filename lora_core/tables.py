@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lora_core.errors import DataError
-from lora_core.files import decode_utf8
+from lora_core.readers import decode_utf8
 
 FORMATS = (".csv", ".tsv", ".jsonl", ".parquet")
 

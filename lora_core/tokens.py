@@ -156,7 +156,7 @@ TASK = "task.json"
 
 def read_task(folder: str | Path) -> Task:
     """The ``task.json`` that the tokenize stage wrote beside the splits."""
-    from lora_core.files import read_classes
+    from lora_core.readers import read_classes
 
     return Task(*read_classes(Path(folder) / TASK, "tokenize"))
 

@@ -22,7 +22,7 @@ from typing import Any
 from lora_core.commands.dvcrun import dvc_json
 from lora_core.config import load_params
 from lora_core.errors import LoraSst2Error
-from lora_core.files import load_yaml, yaml_problem
+from lora_core.readers import load_yaml, yaml_problem
 
 # What `dvc status` says of a dep or output that is merely absent; --allow-missing skips these.
 MISSING = ("deleted", "not in cache")

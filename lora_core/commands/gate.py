@@ -19,7 +19,7 @@ from lora_core.commands.fresh import read_lock
 from lora_core.commands.verdict import Paired, diff_rows, format_report, nothing_to_compare, pair
 from lora_core.config import load_params
 from lora_core.errors import LoraSst2Error
-from lora_core.files import read_json
+from lora_core.readers import read_json
 from lora_core.stats import PREDICTIONS, read_predictions
 
 

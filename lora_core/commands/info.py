@@ -8,9 +8,9 @@ from pathlib import Path
 
 from lora_core.adapter import load_trained, weights_file
 from lora_core.errors import LoraSst2Error
-from lora_core.files import read_json
 from lora_core.inject import count_parameters
 from lora_core.pretrained import BASE_DIR
+from lora_core.readers import read_json
 
 
 def adapter_info(
