@@ -9,6 +9,7 @@ import pytest
 import yaml
 
 from lora_core.commands import verdict
+from lora_core.commands.paired import Paired, pair
 from lora_core.config import GateConfig
 from tests.conftest import ROOT, clone, lora, run, set_metrics, set_params
 
@@ -94,7 +95,7 @@ def test_format_report_fails_and_names_the_metric():
 
 def test_format_report_passes_within_thresholds():
     metrics = [_row("test.accuracy", 0.8, 0.797), _row("test.f1", 0.7, 0.75)]
-    paired = verdict.Paired(examples=100, fixed=3, broken=5, f1_p_value=0.5)
+    paired = Paired(examples=100, fixed=3, broken=5, f1_p_value=0.5)
     report, failed = verdict.format_report("main", metrics, [], GateConfig(THRESHOLDS), paired)
     assert not failed
     assert report.endswith(
@@ -121,7 +122,7 @@ def test_format_report_passes_within_thresholds():
 def test_significance_decides_a_drop_past_max_drop(fixed, broken, require, failed, warned):
     rows = [_row("test.accuracy", 0.8, 0.78), _row("train.json:x", 1, 1)]
     config = GateConfig({"test.accuracy": 0.005}, require_significance=require)
-    paired = verdict.Paired(100, fixed, broken)
+    paired = Paired(100, fixed, broken)
     report, did_fail = verdict.format_report("main", rows, [], config, paired)
     assert did_fail == failed
     assert ("warn: dropped by 0.02, more than 0.005, but not significant" in report) == warned
@@ -135,12 +136,12 @@ def test_significance_decides_a_drop_past_max_drop(fixed, broken, require, faile
 def test_pair_counts_flips_and_refuses_different_test_sets():
     labels = np.array([1, 1, 0, 0, 1])
     base, head = np.array([1, 0, 0, 1, 1]), np.array([0, 1, 0, 0, 1])
-    paired = verdict.pair((labels, base), (labels, head), resamples=1000)
+    paired = pair((labels, base), (labels, head), resamples=1000)
     assert (paired.examples, paired.fixed, paired.broken) == (5, 2, 1)
     assert paired.p_for("test.accuracy") == 1.0 and paired.p_for("test.loss") is None
     assert 0 < paired.p_for("test.f1") <= 1
     with pytest.raises(ValueError, match="different test sets"):
-        verdict.pair((labels[:4], base[:4]), (labels, head), resamples=1000)
+        pair((labels[:4], base[:4]), (labels, head), resamples=1000)
 
 
 # --- the CLI on tiny projects -----------------------------------------------------------------

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from lora_core.commands import gate, verdict
+from lora_core.commands.paired import Paired, pair
 from lora_core.config import GateConfig
 from lora_core.stats import paired_bootstrap_p, read_predictions
 
@@ -28,7 +29,7 @@ def _row(key: str, old, new) -> verdict.Row:
 
 def test_pair_of_three_class_predictions_tests_macro_f1():
     base, head = read_predictions(_csv(LABELS, BASE)), read_predictions(_csv(LABELS, HEAD))
-    paired = verdict.pair(base, head, resamples=500)
+    paired = pair(base, head, resamples=500)
     assert (paired.examples, paired.fixed, paired.broken, paired.classes) == (30, 6, 3, 3)
     assert paired.f1_key == "test.macro_f1"
     assert paired.f1_p_value == paired_bootstrap_p(BASE, HEAD, LABELS, 500, classes=3)
@@ -62,7 +63,7 @@ def test_test_f1_of_a_three_class_run_gates_macro_f1_in_its_place():
 
 def test_three_class_report_notes_the_stand_in_and_warns_on_an_insignificant_drop():
     rows = [_row("test.accuracy", 0.8, 0.79), _row("test.macro_f1", 0.7, 0.65)]
-    paired = verdict.Paired(examples=30, fixed=2, broken=5, f1_p_value=0.3, classes=3)
+    paired = Paired(examples=30, fixed=2, broken=5, f1_p_value=0.3, classes=3)
     report, failed = verdict.format_report("main", rows, [], DEFAULTS, paired)
     assert not failed
     assert report == (
@@ -87,7 +88,7 @@ def test_three_class_report_notes_the_stand_in_and_warns_on_an_insignificant_dro
 
 def test_three_class_report_fails_a_significant_macro_f1_drop():
     rows = [_row("test.accuracy", 0.8, 0.8), _row("test.macro_f1", 0.7, 0.65)]
-    paired = verdict.Paired(examples=30, fixed=0, broken=0, f1_p_value=0.01, classes=3)
+    paired = Paired(examples=30, fixed=0, broken=0, f1_p_value=0.01, classes=3)
     report, failed = verdict.format_report("main", rows, [], DEFAULTS, paired)
     assert failed
     assert report.endswith("**FAIL**: test.macro_f1 dropped by 0.05, more than 0.01\n")
@@ -96,13 +97,13 @@ def test_three_class_report_fails_a_significant_macro_f1_drop():
 def test_pair_takes_the_task_class_count_over_what_the_ids_imply(tmp_path):
     # a three-class task whose test rows and predictions only hold ids 0 and 1
     labels, base, head = np.array([0, 1, 0, 1]), np.array([0, 1, 1, 1]), np.array([0, 1, 0, 1])
-    implied = verdict.pair((labels, base), (labels, head), resamples=200)
-    told = verdict.pair((labels, base), (labels, head), resamples=200, classes=3)
+    implied = pair((labels, base), (labels, head), resamples=200)
+    told = pair((labels, base), (labels, head), resamples=200, classes=3)
     assert (implied.classes, implied.f1_key) == (2, "test.f1")
     assert (told.classes, told.f1_key) == (3, "test.macro_f1")
     assert told.f1_p_value == paired_bootstrap_p(base, head, labels, 200, classes=3)
     with pytest.raises(ValueError, match="class id 2 in a task of 2 classes"):
-        verdict.pair((labels + 1, base + 1), (labels + 1, head + 1), resamples=200, classes=2)
+        pair((labels + 1, base + 1), (labels + 1, head + 1), resamples=200, classes=2)
 
 
 def test_gate_reads_the_class_count_evaluate_wrote(tmp_path):

@@ -16,7 +16,8 @@ from pathlib import Path
 
 from lora_core.commands.dvcrun import dvc_json, run
 from lora_core.commands.fresh import read_lock
-from lora_core.commands.verdict import Paired, diff_rows, format_report, nothing_to_compare, pair
+from lora_core.commands.paired import Paired, pair
+from lora_core.commands.verdict import diff_rows, format_report, nothing_to_compare
 from lora_core.config import load_params
 from lora_core.errors import LoraSst2Error
 from lora_core.readers import read_json
