@@ -157,7 +157,7 @@ def read_adapter(folder: str | Path) -> tuple[dict[str, torch.Tensor], AdapterCo
 def read_peft(folder: Path) -> tuple[dict[str, torch.Tensor], AdapterConfig]:
     """The adapter in a PEFT folder as our state dict and config, one clear error if not;
     the class names and text columns come from our export's marker when it has one."""
-    from lora_core.peft_format import from_peft  # only a PEFT folder loads the converter
+    from lora_core.peft_read import from_peft  # only a PEFT folder loads the converter
 
     weights, config_path, marker = (
         folder / PEFT_WEIGHTS,

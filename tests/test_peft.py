@@ -16,7 +16,7 @@ from lora_core.config import LoraConfig, ModelConfig
 from lora_core.errors import ConfigError, LoraSst2Error
 from lora_core.inject import lora_state_dict
 from lora_core.model import build_classifier
-from lora_core.peft_format import from_peft
+from lora_core.peft_read import from_peft
 from lora_core.runtime import load_for_inference
 from tests.conftest import snapshot, work_copy
 
