@@ -52,6 +52,7 @@ from lora_core.model import classifier_for_training
 from lora_core.pretrained import BASE_DIR
 from lora_core.readers import load_yaml
 from lora_core.runtime import (
+    COMPUTE_DTYPES,
     resolve_attention,
     resolve_device,
     resolve_precision,
@@ -136,7 +137,7 @@ def build_variant(label, params: Params, store: bool, forward, device, precision
 def variants(raw: dict, args, device, precision: str, steps: int) -> dict[str, Variant]:
     params = with_overrides(raw, args.overrides, args.params)
     element = with_overrides(raw, [*args.overrides, "lora.dropout_mode=element"], args.params)
-    frozen = precision if precision in ("bf16", "fp16") else "fp32"
+    frozen = precision if precision in COMPUTE_DTYPES else "fp32"
     new = f"{params.lora.dropout_mode} dropout, frozen weights in {frozen}"
     specs = {
         "new": (new, params, True, LoRALinear.forward),
@@ -196,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
     start = time.perf_counter()
     interleaved(runs, timed, args.chunk)
     tokens = sum(int(b["attention_mask"].sum()) for b in timed)
-    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision, torch.float32)
+    dtype = COMPUTE_DTYPES.get(precision, torch.float32)
     peak = matmul_flops_per_second(dtype)
     print(f"machine: {describe_machine()}")
     overrides = " ".join(args.overrides) or "none"
