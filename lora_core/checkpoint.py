@@ -20,10 +20,10 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from lora_core.config import Params
+from lora_core.config import TRAIN_READS, Params
 from lora_core.errors import LoraSst2Error
 from lora_core.files import atomic_path, remove_temporaries, write_json
-from lora_core.readers import read_json
+from lora_core.readers import read_json, sha256
 from lora_core.resume import Snapshot, check_fits
 
 if TYPE_CHECKING:
@@ -40,14 +40,6 @@ def checkpoint_folder(models_dir: str | Path) -> Path:
     return Path(models_dir) / FOLDER
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _digest(obj) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()
 
@@ -56,24 +48,18 @@ def fingerprint(params: Params, tokenized: str | Path, stage_file: str | Path) -
     """What a checkpoint must have been made with to be continued: the params train reads,
     every file of the tokenized data (the splits and task.json: class names, text columns),
     the code (stage script and every lora_core module loaded) and torch."""
-    raw = params.to_dict()
-    train = {k: v for k, v in raw["train"].items() if k not in UNFINGERPRINTED}
-    read = {
-        "model": {k: raw["model"][k] for k in ("name", "max_length", "attention")},
-        "lora": raw["lora"],
-        "train": train,
-        "evaluate.batch_size": raw["evaluate"]["batch_size"],
-    }
+    read = params.select(TRAIN_READS)
+    read["train"] = {k: v for k, v in read["train"].items() if k not in UNFINGERPRINTED}
     folder = Path(tokenized)
     files = sorted(p for p in folder.rglob("*") if p.is_file())
-    data = {str(p.relative_to(folder)): _sha256(p) for p in files}
+    data = {str(p.relative_to(folder)): sha256(p) for p in files}
     modules = {
         name: Path(module.__file__)
         for name, module in sorted(sys.modules.items())
         if name.split(".")[0] == "lora_core" and getattr(module, "__file__", None)
     }
-    code = {name: _sha256(path) for name, path in modules.items()}
-    code["stage"] = _sha256(Path(stage_file))
+    code = {name: sha256(path) for name, path in modules.items()}
+    code["stage"] = sha256(Path(stage_file))
     return {
         "params": _digest(read),
         "data": _digest({k: v for k, v in data.items() if not k.startswith(".")}),
@@ -89,7 +75,7 @@ def save(folder: str | Path, snapshot: Snapshot, prints: dict[str, str]) -> None
     with atomic_path(folder / name) as tmp:
         tensors = {k: v.contiguous() for k, v in snapshot.tensors.items()}
         save_file(tensors, str(tmp))
-    state = {"fingerprint": prints, "tensors": name, "sha256": _sha256(folder / name)}
+    state = {"fingerprint": prints, "tensors": name, "sha256": sha256(folder / name)}
     write_json(folder / STATE, {**state, **snapshot.state})
     _remove_tensors(folder, keep=name)
 
@@ -127,7 +113,7 @@ def _read(folder: Path, prints: dict[str, str], model, processes: int) -> Snapsh
     if state["fingerprint"] != prints:
         return f"was made with {_mismatch(state['fingerprint'], prints)}"
     tensors = folder / str(state.get("tensors", ""))
-    if not tensors.is_file() or _sha256(tensors) != state.get("sha256"):
+    if not tensors.is_file() or sha256(tensors) != state.get("sha256"):
         return "is damaged (its tensors file is missing or changed)"
     try:
         snapshot = Snapshot(load_file(str(tensors)), state)
@@ -177,9 +163,5 @@ def checkpointing(
         print(line, flush=True)
     if world.main:
         remove_temporaries(folder)
-    save = functools.partial(_save_to, folder, prints) if world.main else None
-    return Checkpoints(every=cfg.checkpoint_every, save=save, resume=resume)
-
-
-def _save_to(folder: str | Path, prints: dict[str, str], snapshot: Snapshot) -> None:
-    save(folder, snapshot, prints)
+    writes = functools.partial(save, folder, prints=prints) if world.main else None
+    return Checkpoints(every=cfg.checkpoint_every, save=writes, resume=resume)

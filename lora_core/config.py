@@ -20,6 +20,10 @@ MAX_LENGTH = 8192
 MAX_RANK = 1024
 MAX_PROCESSES = 256
 BATCH_RANGE = f"must be an integer from 1 to {MAX_BATCH}"
+# The params the train stage reads, named as dvc.yaml's train stage lists them (a test holds
+# the two equal): its checkpoint fingerprint and its DVCLive params are made of these.
+TRAIN_READS = ("model.name", "model.max_length", "model.attention", "lora", "train",
+               "evaluate.batch_size")  # fmt: skip
 
 
 class Section:
@@ -230,6 +234,16 @@ class Params:
             name: {f.name: plain(getattr(section, f.name)) for f in dataclasses.fields(section)}
             for name, section in ((name, getattr(self, name)) for name in SECTIONS)
         }
+
+    def select(self, keys: typing.Iterable[str]) -> dict[str, dict[str, Any]]:
+        """The values of ``keys`` (a section, or ``section.key``, as dvc.yaml names params),
+        nested as in params.yaml."""
+        raw, chosen = self.to_dict(), {}
+        for key in keys:
+            section, _, name = key.partition(".")
+            values = {name: raw[section][name]} if name else raw[section]
+            chosen.setdefault(section, {}).update(values)
+        return chosen
 
     @classmethod
     def from_dict(cls, raw: Any, source: str = "params.yaml") -> Params:

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from dataclasses import dataclass
@@ -236,14 +235,6 @@ def read_examples(path: Path, names: tuple[str, ...]) -> Examples:
 def read_summary(folder: str | Path) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """(class names, text columns) from the ``summary.json`` prepare wrote in ``folder``."""
     return read_classes(Path(folder) / "summary.json", "prepare")
-
-
-def sha256(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def label_counts(examples: Examples, names: tuple[str, ...]) -> dict[str, int]:

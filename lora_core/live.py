@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from lora_core.config import Params
+from lora_core.config import TRAIN_READS, Params
 from lora_core.errors import LoraSst2Error
 
 LIVE = "live"  # under the metrics folder: metrics/live/, git-ignored
@@ -41,9 +41,7 @@ class TrainLog:
         # so a killed run's rows past its checkpoint never stay behind, twice or at all.
         self.folder = Path(folder)
         self.live = Live(dir=str(folder), save_dvc_exp=False, dvcyaml=None, resume=False)
-        raw = params.to_dict()  # what the train stage reads (dvc.yaml)
-        used = {k: raw["model"][k] for k in ("name", "max_length", "attention")}
-        self.live.log_params({"model": used, "lora": raw["lora"], "train": raw["train"]})
+        self.live.log_params(params.select(TRAIN_READS))
 
     def window(self, row: dict) -> None:
         """A loss reading: {step, epoch, loss, lr}."""

@@ -1,8 +1,10 @@
-"""Reading the project's own files: YAML the way DVC reads it, JSON, UTF-8 text, and the class
-names a stage records; a damaged file is one line naming it, never a traceback."""
+"""Reading the project's own files: YAML the way DVC reads it, JSON, UTF-8 text, the class
+names a stage records, a file's sha256. A damaged file is one line naming it, never a
+traceback."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from pathlib import Path
@@ -85,3 +87,12 @@ def read_classes(path: Path, stage: str) -> tuple[tuple[str, ...], tuple[str, ..
     if len(names) < 2 or not all(isinstance(v, str) for v in (*names, *columns)):
         raise damaged
     return names, columns
+
+
+def sha256(path: str | Path) -> str:
+    """The file's sha256, read a MiB at a time."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

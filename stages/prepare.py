@@ -11,12 +11,12 @@ from lora_core.data import (
     ensure_raw,
     label_counts,
     read_table,
-    sha256,
     to_examples,
     write_examples,
 )
 from lora_core.errors import exit_on_user_error
 from lora_core.files import atomic_dir, write_json
+from lora_core.readers import sha256
 from lora_core.splits import assign, check_stratifiable
 
 

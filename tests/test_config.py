@@ -175,3 +175,12 @@ def test_config_defaults_in_the_readme_table_are_the_codes():
             seen[key] = yaml.safe_load(value.strip("`"))
     expected = {f"{s}.{k}": v for s, body in DEFAULTS.items() for k, v in body.items()}
     assert seen == expected
+
+
+def test_select_nests_sections_and_keys_as_params_yaml_does():
+    raw = Params().to_dict()
+    lora = {**raw["lora"], "r": 8}
+    params = Params.from_dict({**raw, "lora": lora})
+    chosen = params.select(["model.name", "lora", "model.attention", "evaluate.batch_size"])
+    model = {"name": raw["model"]["name"], "attention": raw["model"]["attention"]}
+    assert chosen == {"model": model, "lora": lora, "evaluate": {"batch_size": 128}}

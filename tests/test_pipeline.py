@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from lora_core.config import TRAIN_READS, load_params
 from tests.conftest import clone, run, set_params, snapshot
 from tests.tiny import write_tiny_hub, write_tiny_model
 
@@ -210,6 +211,15 @@ def test_dvc_yaml_lists_every_library_module_a_stage_imports(stage):
     deps = {d for d in spec["deps"] if d.startswith("lora_core")}
     assert imported == deps
     assert f"stages/{stage}.py" in spec["deps"]
+
+
+def test_train_reads_the_params_dvc_yaml_lists_and_dvclive_logs_them(built_project):
+    root = Path(__file__).resolve().parents[1]
+    spec = yaml.safe_load((root / "dvc.yaml").read_text())["stages"]["train"]
+    assert list(TRAIN_READS) == spec["params"]
+    logged = yaml.safe_load((built_project / "metrics/train/params.yaml").read_text())
+    assert logged == load_params(built_project / "params.yaml").select(TRAIN_READS)
+    assert sorted(logged) == ["evaluate", "lora", "model", "train"]
 
 
 def test_pipeline_lora_edit_reruns_train_and_evaluate_and_command_edit_nothing(
