@@ -109,14 +109,8 @@ def _train_epoch(
     """
     step.model.train()
     batches = bucket_batches(train.lengths, cfg.batch_size, cfg.bucket_chunk, cfg.seed, epoch)
-    bar = tqdm(
-        batches[skip:],
-        desc=f"epoch {epoch}/{cfg.epochs}",
-        disable=not progress,
-        mininterval=1,
-        initial=skip,
-        total=len(batches),
-    )
+    bar = tqdm(batches[skip:], desc=f"epoch {epoch}/{cfg.epochs}", disable=not progress,
+               mininterval=1, initial=skip, total=len(batches))  # fmt: skip
     window: list[torch.Tensor] = []
     if skip and checkpoints is not None and checkpoints.resume is not None:
         window = checkpoints.resume.window(step.world.rank, step.device)
@@ -129,14 +123,11 @@ def _train_epoch(
         done += 1
         result.examples += len(indices)  # the world's examples
         if len(window) == LOG_EVERY or done % steps_per_epoch == 0:
-            losses = step.world.mean(torch.stack(window).float())
-            values = _check_finite(losses, done - len(window) + 1, cfg.lr)
-            mean = sum(values) / len(values)
-            lr = step.scheduler.get_last_lr()[0]
-            result.curve.append({"step": done, "epoch": epoch, "loss": mean, "lr": lr})
+            reading = _reading(step, window, done, epoch, cfg.lr)
+            result.curve.append(reading)
             if log is not None:
-                log.window(result.curve[-1])
-            bar.set_postfix(loss=f"{mean:.4f}", refresh=False)
+                log.window(reading)
+            bar.set_postfix(loss=f"{reading['loss']:.4f}", refresh=False)
             window = []
         if every and done % every == 0 and done % steps_per_epoch:  # epoch ends: validated
             result.train_seconds += _seconds_since(start, step.device)
@@ -144,6 +135,14 @@ def _train_epoch(
             start = time.perf_counter()
     result.train_seconds += _seconds_since(start, step.device)
     result.epoch_end_steps.append(done)
+
+
+def _reading(step: Step, window: list[torch.Tensor], done: int, epoch: int, lr: float) -> dict:
+    """The loss reading that ends at step ``done``: the window's mean over every process."""
+    losses = step.world.mean(torch.stack(window).float())
+    values = _check_finite(losses, done - len(window) + 1, lr)
+    mean = sum(values) / len(values)
+    return {"step": done, "epoch": epoch, "loss": mean, "lr": step.scheduler.get_last_lr()[0]}
 
 
 def _seconds_since(start: float, device: torch.device) -> float:
@@ -190,6 +189,19 @@ def _validate(
         result.best_state = {k: v.detach().cpu().clone() for k, v in lora_state_dict(model).items()}
 
 
+def _resume(
+    step: Step, result: TrainResult, steps_per_epoch: int, checkpoints, log: Log | None
+) -> tuple[int, int]:
+    """(first epoch, its steps already done): (1, 0), or where the checkpoint to continue
+    stopped, after restoring its state into ``step`` and ``result``."""
+    if checkpoints is None or checkpoints.resume is None:
+        return 1, 0
+    restore(checkpoints.resume, step, result, step.world)
+    if log is not None and step.world.main:
+        log.replay(result)
+    return checkpoints.resume.position(steps_per_epoch)
+
+
 def train_model(
     model: nn.Module,
     train: TokenizedSplit,
@@ -225,12 +237,7 @@ def train_model(
     step = make_step(model, cfg, device, precision, steps_per_epoch, world)
     result = TrainResult(processes=world.size)
     progress = progress and world.main
-    first, skip = 1, 0
-    if checkpoints is not None and checkpoints.resume is not None:
-        restore(checkpoints.resume, step, result, world)
-        first, skip = checkpoints.resume.position(steps_per_epoch)
-        if log is not None and world.main:
-            log.replay(result)
+    first, skip = _resume(step, result, steps_per_epoch, checkpoints, log)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     for epoch in range(first, cfg.epochs + 1):
