@@ -123,7 +123,7 @@ def read_inputs(
     texts: list[str], file: str | None, columns: tuple[str, ...] = ("sentence",)
 ) -> tuple[list[str], list[str] | None]:
     """The texts to score, and their second texts when ``columns`` (the adapter's text
-    columns) are a pair. A .csv, .tsv or .jsonl --file is read by column name; any other
+    columns) are a pair. A .csv, .tsv, .jsonl or .parquet --file is read by column name; any other
     file, and stdin, is one text a line, for a one-text adapter only."""
     texts, file = input_source(texts, file)
     if file not in (None, STDIN) and Path(file).suffix.lower() in FORMATS:
@@ -203,8 +203,8 @@ def register(subparsers) -> None:
     )
     p.add_argument(
         "--file",
-        help="a .csv, .tsv or .jsonl file with the adapter's text columns by name (pairs too), "
-        "else one text a line; '-' reads stdin",
+        help="a .csv, .tsv, .jsonl or .parquet file with the adapter's text columns by name "
+        "(pairs too), else one text a line; '-' reads stdin",
     )
     p.add_argument(
         "--json",
