@@ -51,8 +51,9 @@ def cpu_supports_bf16() -> bool:
     return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
 
 
-def resolve_precision(name: str, device: torch.device) -> str:
+def resolve_precision(name: str, device: torch.device, key: str = "train.precision") -> str:
     """Pick ``fp32``, ``bf16`` or ``fp16``; ``auto`` takes the fastest the device supports.
+    An error names ``key``, the param that asked for ``name``.
 
     On CUDA, bf16 counts only where it is native (compute capability 8.0 or newer, or ROCm):
     torch's plain ``is_bf16_supported()`` also says yes on a T4 or V100, which only emulate
@@ -69,12 +70,12 @@ def resolve_precision(name: str, device: torch.device) -> str:
         if name == "bf16" and not bf16:
             gpu = torch.cuda.get_device_name(device)
             raise LoraSst2Error(
-                f"precision = 'bf16' but this GPU ({gpu}) has no native bf16, only slow "
+                f"{key} = 'bf16' but this GPU ({gpu}) has no native bf16, only slow "
                 "emulation: use fp16 or auto"
             )
         return name
     if name == "fp16":
-        raise LoraSst2Error("precision = 'fp16' needs a CUDA GPU: on CPU use bf16, fp32 or auto")
+        raise LoraSst2Error(f"{key} = 'fp16' needs a CUDA GPU: on CPU use bf16, fp32 or auto")
     if name == "auto":
         return "bf16" if cpu_supports_bf16() else "fp32"
     return name
@@ -188,7 +189,7 @@ def load_for_inference(
     model, config = load_trained(adapter_dir, base_dir, expect_base=expect)
     merge_lora(model)
     device = resolve_device(project.train.device)
-    precision = resolve_precision(project.evaluate.precision, device)
+    precision = resolve_precision(project.evaluate.precision, device, "evaluate.precision")
     use_attention(model, project.model.attention, device)
     model.to(device)
     return Inference(model, config, device, precision, project.evaluate.batch_size)

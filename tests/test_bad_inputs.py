@@ -243,7 +243,17 @@ CASES = {
         lambda p: set_params(p, {"train": {"lr": 1e4, "max_grad_norm": 1e9}}),
         "training diverged: loss is nan at step ",
     ),
+    "fp16 on the CPU": (  # the tiny project's train.device is cpu
+        train,
+        _param("train", "precision", "fp16"),
+        "train.precision = 'fp16' needs a CUDA GPU: on CPU use bf16, fp32 or auto",
+    ),
     # evaluate
+    "evaluate fp16 on the CPU": (
+        evaluate,
+        _param("evaluate", "precision", "fp16"),
+        "evaluate.precision = 'fp16' needs a CUDA GPU: on CPU use bf16, fp32 or auto",
+    ),
     "adapter for another base": (
         evaluate,
         _param("model", "name", "bert-base-uncased"),

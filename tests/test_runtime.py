@@ -26,8 +26,13 @@ def test_resolve_precision_on_cpu():
     assert resolve_precision("bf16", cpu) == "bf16"
     expected = "bf16" if torch.ops.mkldnn._is_mkldnn_bf16_supported() else "fp32"
     assert resolve_precision("auto", cpu) == expected
-    with pytest.raises(LoraSst2Error, match="precision = 'fp16' needs a CUDA GPU"):
+    with pytest.raises(LoraSst2Error) as info:
         resolve_precision("fp16", cpu)
+    assert str(info.value) == (
+        "train.precision = 'fp16' needs a CUDA GPU: on CPU use bf16, fp32 or auto"
+    )
+    with pytest.raises(LoraSst2Error, match=r"^evaluate\.precision = 'fp16' needs a CUDA GPU"):
+        resolve_precision("fp16", cpu, "evaluate.precision")
 
 
 def _fake_gpu(monkeypatch, name: str, capability: tuple[int, int], with_argument: bool = True):
@@ -73,7 +78,7 @@ def test_resolve_precision_on_a_t4_takes_fp16_not_emulated_bf16(monkeypatch, wit
     with pytest.raises(LoraSst2Error) as info:
         resolve_precision("bf16", cuda)
     assert str(info.value) == (
-        "precision = 'bf16' but this GPU (Tesla T4) has no native bf16, only slow emulation: "
+        "train.precision = 'bf16' but this GPU (Tesla T4) has no native bf16, only slow emulation: "
         "use fp16 or auto"
     )
 
