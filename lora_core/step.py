@@ -42,7 +42,8 @@ class Step:
     """What one optimizer step needs besides the batch."""
 
     model: nn.Module
-    forward: nn.Module  # the model, or its torch.compile'd wrapper
+    forward: nn.Module  # the model (DDP-wrapped over several processes), or it compiled
+    eager: nn.Module  # the same, never compiled: a batch of one row would recompile
     optimizer: torch.optim.Optimizer
     scheduler: torch.optim.lr_scheduler.LRScheduler
     scaler: torch.amp.GradScaler
@@ -59,8 +60,11 @@ class Step:
         ``weight`` (``World.share``), so that DDP's average is the global batch's mean.
         """
         batch = to_device(batch, self.device)
+        # torch.compile(dynamic=True) still specialises a size of 1: one row (an epoch's last
+        # batch, or a rank's share of a small one) would cost a whole recompile.
+        forward = self.forward if len(batch["labels"]) > 1 else self.eager
         with autocast(self.precision, self.device):
-            out = self.forward(**model_inputs(batch))
+            out = forward(**model_inputs(batch))
         if self.world.size == 1:
             loss = F.cross_entropy(out.logits.float(), batch["labels"])
         else:
@@ -92,6 +96,7 @@ def make_step(
     return Step(
         model=model,
         forward=torch.compile(forward, dynamic=True) if cfg.compile else forward,
+        eager=forward,
         optimizer=optimizer,
         scheduler=schedule(optimizer, cfg.epochs * steps_per_epoch, cfg.warmup_ratio),
         scaler=torch.amp.GradScaler(device.type, enabled=precision == "fp16"),

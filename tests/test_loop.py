@@ -11,6 +11,7 @@ from lora_core.loop import TrainResult, train_model
 from lora_core.model import build_classifier
 from lora_core.outputs import best_epoch_line
 from lora_core.pretrained import load_tokenizer
+from lora_core.step import make_step
 from lora_core.tokens import collate, tokenize
 from tests.tiny import tiny_sentences, write_tiny_model
 
@@ -140,3 +141,15 @@ def test_frozen_linears_stored_in_bf16_train_bitwise_as_autocast_casting_them(se
     assert dtypes["bert.embeddings.word_embeddings.weight"] == torch.float32
     assert dtypes["classifier.weight"] == torch.float32
     assert {p.dtype for p in model_32.parameters()} == {torch.float32}
+
+
+def test_a_batch_of_one_row_takes_the_eager_forward_so_compile_never_recompiles(setup):
+    base, split = setup
+    model = build_classifier(ModelConfig(name="tiny"), LoraConfig(), "lora", True, 0, base)
+    step = make_step(model, TrainConfig(), torch.device("cpu"), "fp32", 10)
+    assert step.forward is step.eager is model  # not compiled: one forward
+    rows = []
+    step.forward = lambda **inputs: rows.append(len(inputs["input_ids"])) or model(**inputs)
+    for size in (3, 1, 2, 1):
+        step(collate(split, list(range(size))))
+    assert rows == [3, 2]
