@@ -52,11 +52,11 @@ from common import (
     sst2_splits,
     timed_steps,
 )
+from lora_core.batches import bucket_batches, collate
 from lora_core.config import LoraConfig, TrainConfig
 from lora_core.model import build_classifier
 from lora_core.runtime import resolve_precision, store_frozen_linears, use_attention
 from lora_core.step import make_step
-from lora_core.tokens import bucket_batches, collate
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

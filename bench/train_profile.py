@@ -46,6 +46,7 @@ from common import (
     sst2_splits,
     timed_steps,
 )
+from lora_core.batches import bucket_batches, collate
 from lora_core.config import Params
 from lora_core.layer import LoRALinear
 from lora_core.model import classifier_for_training
@@ -60,7 +61,6 @@ from lora_core.runtime import (
     use_attention,
 )
 from lora_core.step import make_step
-from lora_core.tokens import bucket_batches, collate
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

@@ -62,6 +62,7 @@ from common import (
     model_source,
     sst2_splits,
 )
+from lora_core.batches import bucket_batches, collate
 from lora_core.config import LoraConfig, ModelConfig, TrainConfig
 from lora_core.inject import count_parameters, load_lora_state_dict
 from lora_core.layer import LoRALinear
@@ -70,7 +71,7 @@ from lora_core.metrics import accuracy
 from lora_core.model import build_classifier
 from lora_core.pretrained import load_base_model, load_tokenizer
 from lora_core.runtime import autocast, predict_logits, resolve_precision, use_attention
-from lora_core.tokens import TokenizedSplit, bucket_batches, collate
+from lora_core.tokens import TokenizedSplit
 
 WARMUP_STEPS = 2
 RUNS = "abcot"

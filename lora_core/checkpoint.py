@@ -151,8 +151,8 @@ def checkpointing(
     """The loop's ``Checkpoints`` for this run: rank 0 saves into ``folder``; every rank
     continues the checkpoint found there when it fits and ``train.resume`` is true. Rank 0
     prints one line when it resumes or starts fresh over a checkpoint it cannot use."""
+    from lora_core.batches import count_bucket_batches
     from lora_core.loop import Checkpoints
-    from lora_core.tokens import count_bucket_batches
 
     cfg, prints = params.train, fingerprint(params, tokenized, stage_file)
     resume, line = None, None

@@ -11,9 +11,8 @@ from pathlib import Path
 import numpy as np
 
 from lora_core.errors import DataError
-from lora_core.files import quiet_hub, staged
 from lora_core.readers import read_classes
-from lora_core.tables import FORMATS, Table, first_line, read_columns
+from lora_core.tables import FORMATS, Table, read_columns
 
 ROLES = {"train": ("train",), "validation": ("validation", "dev"), "test": ("test",)}
 SPLITS = ("train", "val", "test")
@@ -147,48 +146,6 @@ def to_examples(table: RawTable, ids: dict[str, int]) -> Examples:
     return Examples(table.columns[0], labels, pairs)
 
 
-def ensure_raw(raw_dir: str | Path, source: str, config: str) -> dict[str, Path]:
-    """The raw files in ``raw_dir``; when it has none, the hub dataset written there."""
-    found = raw_files(raw_dir)
-    if found:
-        return found
-    try:
-        import datasets
-
-        with quiet_hub():
-            hub = datasets.load_dataset(source, config)
-    except Exception as err:  # offline, unknown id, hub errors: all mean "fill the folder"
-        raise DataError(
-            f"no train file in {raw_dir}/, and {source}/{config} cannot be downloaded "
-            f"({first_line(err)}); put your files there (README 'Your own data') or GLUE's "
-            "SST-2 TSVs (README 'Offline')"
-        ) from None
-    # Every split written under a temporary name, then all renamed at once: an interrupted
-    # download leaves no file behind (so the next run downloads again), and nothing else
-    # the folder holds is touched.
-    with staged() as out:
-        for split in hub:
-            rows = _with_label_names(hub[split])
-            if rows is not None:
-                out.file(Path(raw_dir) / f"{split}.jsonl").write_text(jsonl_text(rows), "utf-8")
-    return raw_files(raw_dir)
-
-
-def _with_label_names(split) -> list[dict] | None:
-    """The split's rows with class names for a ClassLabel column; None for a split whose
-    labels are hidden (GLUE's test split: all -1)."""
-    from datasets import ClassLabel
-
-    rows = split.to_list()
-    for column, feature in split.features.items():
-        if isinstance(feature, ClassLabel):
-            if all(row[column] < 0 for row in rows):
-                return None
-            for row in rows:
-                row[column] = feature.int2str(row[column])
-    return rows
-
-
 def jsonl_text(rows: list[dict]) -> str:
     """One JSON object a line: any text is safe (tabs, newlines, quotes are escaped)."""
     return "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
@@ -203,9 +160,7 @@ def write_examples(path: Path, examples: Examples, names: tuple[str, ...]) -> No
             {"text": t, "text_pair": p, "label": names[y]}
             for t, p, y in zip(examples.texts, examples.pairs, examples.labels)
         )
-    path.write_text(
-        "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8"
-    )
+    path.write_text(jsonl_text(rows), encoding="utf-8")
 
 
 def _prepared_damaged(path: Path) -> DataError:

@@ -13,6 +13,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from lora_core.batches import bucket_batches, collate, count_bucket_batches
 from lora_core.config import TrainConfig
 from lora_core.distributed import World
 from lora_core.errors import LoraSst2Error
@@ -21,12 +22,7 @@ from lora_core.metrics import accuracy, mean_loss
 from lora_core.resume import Snapshot, capture, restore
 from lora_core.runtime import predict_logits, store_frozen_linears
 from lora_core.step import Step, make_step
-from lora_core.tokens import (
-    TokenizedSplit,
-    bucket_batches,
-    collate,
-    count_bucket_batches,
-)
+from lora_core.tokens import TokenizedSplit
 
 LOG_EVERY = 20  # steps between loss readings: one host sync per window, not per step
 

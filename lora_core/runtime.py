@@ -13,11 +13,12 @@ import torch
 from torch import nn
 
 from lora_core.adapter import AdapterConfig, load_trained
+from lora_core.batches import collate, model_inputs, sorted_batches
 from lora_core.config import Params
 from lora_core.errors import LoraSst2Error
 from lora_core.inject import merge_lora
 from lora_core.pretrained import BASE_DIR
-from lora_core.tokens import TokenizedSplit, collate, model_inputs, sorted_batches
+from lora_core.tokens import TokenizedSplit
 
 
 def cpu_model() -> str:

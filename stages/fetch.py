@@ -12,9 +12,10 @@ import argparse
 import sys
 
 from lora_core.config import load_params
-from lora_core.data import ensure_raw, raw_files
+from lora_core.data import raw_files
 from lora_core.errors import exit_on_user_error
 from lora_core.files import write_json
+from lora_core.hub import ensure_raw
 
 
 @exit_on_user_error

@@ -8,7 +8,6 @@ import sys
 from lora_core.config import DataConfig, load_params
 from lora_core.data import (
     class_ids,
-    ensure_raw,
     label_counts,
     read_table,
     to_examples,
@@ -16,6 +15,7 @@ from lora_core.data import (
 )
 from lora_core.errors import exit_on_user_error
 from lora_core.files import atomic_dir, write_json
+from lora_core.hub import ensure_raw
 from lora_core.readers import sha256
 from lora_core.splits import assign, check_stratifiable
 

@@ -7,7 +7,6 @@ from lora_core.data import (
     DataError,
     Examples,
     class_ids,
-    ensure_raw,
     raw_files,
     read_examples,
     read_summary,
@@ -196,35 +195,6 @@ def test_prepared_files_hold_any_text_and_are_byte_identical(tmp_path):
     assert (tmp_path / "a.jsonl").read_bytes() == (tmp_path / "b.jsonl").read_bytes()
     assert read_examples(tmp_path / "a.jsonl", names) == examples
     assert (tmp_path / "a.jsonl").read_text().count("\n") == 3
-
-
-def test_hub_download_writes_class_names_and_skips_hidden_test_labels(tmp_path):
-    from datasets import ClassLabel, Dataset, DatasetDict, Features, Value
-
-    features = Features({"sentence": Value("string"), "label": ClassLabel(names=["neg", "pos"])})
-    hub = DatasetDict(
-        {
-            "train": Dataset.from_dict({"sentence": ["a", "b"], "label": [1, 0]}, features),
-            "validation": Dataset.from_dict({"sentence": ["c"], "label": [0]}, features),
-            "test": Dataset.from_dict({"sentence": ["d"], "label": [-1]}, features),
-        }
-    )
-    hub.save_to_disk(tmp_path / "hub")
-    import datasets
-
-    original = datasets.load_dataset
-    datasets.load_dataset = lambda source, config: datasets.load_from_disk(source)
-    try:
-        found = ensure_raw(tmp_path / "raw", str(tmp_path / "hub"), "any")
-    finally:
-        datasets.load_dataset = original
-    assert found == {
-        "train": tmp_path / "raw/train.jsonl",
-        "validation": tmp_path / "raw/validation.jsonl",
-    }
-    assert (tmp_path / "raw/train.jsonl").read_text() == (
-        '{"sentence": "a", "label": "pos"}\n{"sentence": "b", "label": "neg"}\n'
-    )
 
 
 def test_whole_float_labels_read_as_integers(tmp_path):

@@ -3,6 +3,7 @@ import re
 import pytest
 import torch
 
+from lora_core.batches import collate
 from lora_core.config import LoraConfig, ModelConfig, TrainConfig
 from lora_core.errors import LoraSst2Error
 from lora_core.inject import lora_state_dict
@@ -12,7 +13,7 @@ from lora_core.model import build_classifier
 from lora_core.outputs import best_epoch_line
 from lora_core.pretrained import load_tokenizer
 from lora_core.step import make_step
-from lora_core.tokens import collate, tokenize
+from lora_core.tokens import tokenize
 from tests.tiny import tiny_sentences, write_tiny_model
 
 

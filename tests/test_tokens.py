@@ -1,21 +1,17 @@
-"""Tokenized splits: unpadded ids on disk, bucketed batches, padding per batch."""
+"""Tokenized splits: unpadded ids on disk, pairs with segment ids, the task beside them."""
 
 import numpy as np
 import pytest
-import torch
 
+from lora_core.batches import collate
 from lora_core.data import DataError
 from lora_core.pretrained import load_tokenizer
 from lora_core.tokens import (
     TASK,
-    bucket_batches,
-    collate,
-    count_bucket_batches,
     length_summary,
     load_tokenized,
     read_task,
     save_tokenized,
-    sorted_batches,
     split_file,
     tokenize,
 )
@@ -43,56 +39,6 @@ def test_tokenize_is_unpadded_and_round_trips_byte_identically(tokenizer, tmp_pa
     assert a.read_bytes() == b.read_bytes()
     loaded = load_tokenized(tmp_path / "a", "test")
     assert np.array_equal(loaded.ids, split.ids) and loaded.pad_id == tokenizer.pad_token_id
-
-
-LENGTHS = np.random.default_rng(0).integers(3, 60, size=1000)
-
-
-def test_bucket_batches_cover_every_example_once_per_epoch():
-    batches = bucket_batches(LENGTHS, batch_size=32, chunk_batches=4, seed=1, epoch=1)
-    flat = np.concatenate(batches)
-    assert sorted(flat.tolist()) == list(range(1000))
-    assert [len(b) for b in batches].count(32) == len(batches) - 1 + (1000 % 32 == 0)
-
-
-def test_bucket_batches_are_deterministic_per_seed_and_epoch():
-    a = bucket_batches(LENGTHS, 32, 4, seed=1, epoch=1)
-    b = bucket_batches(LENGTHS, 32, 4, seed=1, epoch=1)
-    c = bucket_batches(LENGTHS, 32, 4, seed=1, epoch=2)
-    assert all(np.array_equal(x, y) for x, y in zip(a, b))
-    assert not all(np.array_equal(x, y) for x, y in zip(a, c))
-
-
-def test_bucket_batches_sort_by_length_within_a_chunk():
-    # One chunk holds everything: batches, put back in order, must be sorted by length.
-    batches = bucket_batches(LENGTHS, 32, chunk_batches=1000, seed=0, epoch=1)
-    for batch in batches:
-        assert np.all(np.diff(LENGTHS[batch]) >= 0)
-    spans = sorted((LENGTHS[b].min(), LENGTHS[b].max()) for b in batches)
-    assert all(hi <= next_lo for (_, hi), (next_lo, _) in zip(spans, spans[1:]))
-    padding_random = sum(
-        (LENGTHS[b].max() - LENGTHS[b]).sum() for b in np.array_split(np.arange(1000), 32)
-    )
-    padding_bucketed = sum((LENGTHS[b].max() - LENGTHS[b]).sum() for b in batches)
-    assert padding_bucketed < padding_random / 10
-
-
-@pytest.mark.parametrize("n", [0, 1, 31, 32, 33, 127, 128, 129, 1000])
-@pytest.mark.parametrize(("batch_size", "chunk_batches"), [(1, 1), (32, 1), (32, 4), (7, 3)])
-def test_count_bucket_batches_matches_the_batches_made(n, batch_size, chunk_batches):
-    batches = bucket_batches(np.ones(n, dtype=np.int64), batch_size, chunk_batches, 0, 1)
-    assert count_bucket_batches(n, batch_size, chunk_batches) == len(batches)
-
-
-def test_sorted_batches_and_collate_pad_per_batch(tokenizer):
-    split, _ = tokenize(tokenizer, ["good", "a very dull plot", "fun film"], [1, 0, 1], 16)
-    batches = sorted_batches(split.lengths, batch_size=2)
-    assert [b.tolist() for b in batches] == [[0, 2], [1]]
-    batch = collate(split, batches[0])
-    assert batch["input_ids"].shape == (2, 4)
-    assert batch["attention_mask"].tolist() == [[1, 1, 1, 0], [1, 1, 1, 1]]
-    assert batch["input_ids"][0, 3] == tokenizer.pad_token_id
-    assert torch.equal(batch["labels"], torch.tensor([1, 1]))
 
 
 def test_pairs_are_the_tokenizers_pair_cut_longest_first_with_segment_ids(tokenizer, tmp_path):
