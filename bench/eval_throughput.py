@@ -89,7 +89,7 @@ def check_merge(unmerged: nn.Module, merged: nn.Module, base: nn.Module, probe):
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     device = torch.device("cpu")
-    precision = resolve_precision(args.precision, device)
+    precision = resolve_precision(args.precision, device, "--precision")
     model_cfg, base_dir = model_source(args.model)
     split = sst2_splits(model_cfg, base_dir, {args.split: args.n})[args.split]
     unmerged, merged, source = lora_classifier(args, model_cfg, base_dir)

@@ -79,7 +79,9 @@ def run_pipeline(args: argparse.Namespace, params: Params) -> dict:
     )
     device = resolve_device(cfg.device)
     precision = resolve_precision(cfg.precision, device)
-    eval_precision = resolve_precision(args.eval_precision or params.evaluate.precision, device)
+    eval_precision = resolve_precision(
+        args.eval_precision or params.evaluate.precision, device, "evaluate.precision"
+    )
     splits = load_splits(args.tokenized, args.max_examples)
     model_cfg, base_dir = model_source(args.model, params.model.max_length)
     task = read_task(args.tokenized)
@@ -144,7 +146,7 @@ def synthetic_split(n: int, seed: int) -> TokenizedSplit:
 def run_synthetic(args: argparse.Namespace, params: Params) -> dict:
     """Training examples/s of a random bert-base per (batch size, compile), one epoch each."""
     device = resolve_device(args.device)
-    precision = resolve_precision(args.precision, device)
+    precision = resolve_precision(args.precision, device, "--precision")
     n = args.max_examples or SYNTHETIC_EXAMPLES
     path = split_file(args.tokenized, "train")
     train = (

@@ -144,7 +144,7 @@ def test_frozen_linears_stored_in_bf16_train_bitwise_as_autocast_casting_them(se
     assert {p.dtype for p in model_32.parameters()} == {torch.float32}
 
 
-def test_a_batch_of_one_row_takes_the_eager_forward_so_compile_never_recompiles(setup):
+def test_a_batch_of_one_row_takes_the_eager_forward_not_the_compiled_one(setup):
     base, split = setup
     model = build_classifier(ModelConfig(name="tiny"), LoraConfig(), "lora", True, 0, base)
     step = make_step(model, TrainConfig(), torch.device("cpu"), "fp32", 10)

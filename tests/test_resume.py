@@ -24,7 +24,7 @@ from tests.conftest import run, set_params
 ADAPTER = "models/adapter.safetensors"
 STATE = "models/checkpoint/state.json"
 CURVES = "metrics/train/plots/metrics"
-STOP = Path(__file__).parent / "stop"  # holds the sitecustomize that stops a run at a step
+STOP = Path(__file__).parent / "stop"  # its sitecustomize stops a run after a given step
 TRAIN = [sys.executable, "-m", "stages.train", "--no-progress"]
 # The tiny project: 180 examples, batch 16, chunks of 4 batches -> 12 steps an epoch, 2 epochs.
 EVERY = {"train": {"checkpoint_every": 4}}  # checkpoints at steps 4, 8, 12 (epoch end), 16...
@@ -64,39 +64,45 @@ def _step(project: Path) -> int | None:
         return None
 
 
-def _kill_at(project: Path, cmd: list[str], step: int, sig: int) -> subprocess.Popen:
-    """Run ``cmd`` in its own process group until its train process has written the checkpoint
-    of ``step`` and stopped itself there (tests/stop/sitecustomize.py); then send ``sig`` to
-    the whole tree, and SIGCONT so that a stopped process receives it."""
-    env = {**os.environ, "PYTHONPATH": str(STOP), "LORA_SST2_TEST_STOP_AT": str(step)}
-    proc = subprocess.Popen(cmd, cwd=project, env=env, start_new_session=True, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
-    deadline = time.monotonic() + 300
-    while not _stopped(proc.pid):
-        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
-        time.sleep(0.02)
-    # torchrun starts its workers in sessions of their own: signal the whole tree, as a
-    # scheduler that ends a job does.
-    tree = psutil.Process(proc.pid).children(recursive=True)
-    os.killpg(proc.pid, sig)
-    for process in (psutil.Process(proc.pid), *tree):
-        with contextlib.suppress(psutil.NoSuchProcess):
-            process.send_signal(sig)
-            process.send_signal(signal.SIGCONT)
-    proc.communicate(timeout=120)
-    psutil.wait_procs(tree, timeout=60)
-    return proc
-
-
-def _stopped(pid: int) -> bool:
-    """Whether the process ``pid`` or one of its descendants is stopped."""
-    with contextlib.suppress(psutil.NoSuchProcess):
-        root = psutil.Process(pid)
-        for process in (root, *root.children(recursive=True)):
+def _kill_after(project: Path, cmd: list[str], steps: int, sig: int) -> None:
+    """Run ``cmd`` in its own process group until its train process stops itself after its
+    ``steps``-th optimizer step (tests/stop/sitecustomize.py); then send ``sig`` to the whole
+    tree, and SIGCONT so that a stopped process receives it. Output goes to a file beside the
+    project, so that no full pipe can hold the run up."""
+    path = os.pathsep.join(filter(None, (str(STOP), os.environ.get("PYTHONPATH"))))
+    env = {**os.environ, "PYTHONPATH": path, "LORA_SST2_TEST_STOP_AFTER": str(steps)}
+    log = project.parent / f"{project.name}-killed.log"
+    with log.open("w") as out:
+        proc = subprocess.Popen(cmd, cwd=project, env=env, start_new_session=True,
+                                stdout=out, stderr=subprocess.STDOUT)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 300
+        while not any(p.status() == psutil.STATUS_STOPPED for p in _tree(proc.pid)):
+            assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
+            time.sleep(0.02)
+        # torchrun starts its workers in sessions of their own: signal the whole tree, as a
+        # scheduler that ends a job does.
+        tree = _tree(proc.pid)
+        os.killpg(proc.pid, sig)
+        for process in tree:
             with contextlib.suppress(psutil.NoSuchProcess):
-                if process.status() == psutil.STATUS_STOPPED:
-                    return True
-    return False
+                process.send_signal(sig)
+                process.send_signal(signal.SIGCONT)
+        proc.wait(timeout=120)
+        psutil.wait_procs(tree, timeout=60)
+    finally:  # never leave a stopped process behind, whatever failed above
+        for process in _tree(proc.pid):
+            with contextlib.suppress(psutil.NoSuchProcess):
+                process.kill()
+
+
+def _tree(pid: int) -> list[psutil.Process]:
+    """The process ``pid`` and its descendants, while it lives."""
+    try:
+        root = psutil.Process(pid)
+        return [root, *root.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return []
 
 
 def _resumed(output: str) -> list[str]:
@@ -108,7 +114,7 @@ def test_repro_killed_mid_epoch_2_resumes_to_the_uninterrupted_adapter(
     built_project, tmp_path, sig
 ):
     project = _copy(built_project, tmp_path, EVERY)
-    _kill_at(project, ["dvc", "repro"], 16, sig)
+    _kill_after(project, ["dvc", "repro"], 18, sig)  # steps 17 and 18 are lost, and redone
     assert not (project / ADAPTER).exists()  # dvc repro removed it before the stage ran
     assert _step(project) == 16
     out = run(["dvc", "repro"], project).stdout
@@ -137,9 +143,9 @@ def test_a_kill_inside_the_checkpoint_write_resumes_from_the_one_before(built_pr
 
 @pytest.fixture(scope="module")
 def killed(built_project, tmp_path_factory) -> Path:
-    """The built project after a direct train run SIGKILLed at its checkpoint of step 16."""
+    """The built project after a direct train run SIGKILLed after step 18 (checkpoint: 16)."""
     project = _copy(built_project, tmp_path_factory.mktemp("killed"), EVERY)
-    _kill_at(project, TRAIN, 16, signal.SIGKILL)
+    _kill_after(project, TRAIN, 18, signal.SIGKILL)
     return project
 
 
@@ -200,7 +206,7 @@ def test_two_processes_killed_resume_to_the_uninterrupted_two_process_adapter(
     whole = _copy(built_project, tmp_path / "whole", params)
     run(TRAIN, whole)
     project = _copy(built_project, tmp_path / "killed", params)
-    _kill_at(project, TRAIN, 16, signal.SIGKILL)
+    _kill_after(project, TRAIN, 18, signal.SIGKILL)
     out = run(TRAIN, project).stdout
     assert re.search(r"^resuming from epoch 2, step 16$", out, re.M), out
     for name in ("train/loss", "val/accuracy"):  # rank 0 alone logs: each step once
