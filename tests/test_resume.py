@@ -77,7 +77,7 @@ def _kill_after(project: Path, cmd: list[str], steps: int, sig: int) -> None:
                                 stdout=out, stderr=subprocess.STDOUT)  # fmt: skip
     try:
         deadline = time.monotonic() + 300
-        while not any(p.status() == psutil.STATUS_STOPPED for p in _tree(proc.pid)):
+        while not _stopped(_tree(proc.pid)):
             assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
             time.sleep(0.02)
         # torchrun starts its workers in sessions of their own: signal the whole tree, as a
@@ -94,6 +94,16 @@ def _kill_after(project: Path, cmd: list[str], steps: int, sig: int) -> None:
         for process in _tree(proc.pid):
             with contextlib.suppress(psutil.NoSuchProcess):
                 process.kill()
+
+
+def _stopped(processes: list[psutil.Process]) -> bool:
+    """Whether one of ``processes`` is stopped; one that has ended meanwhile (dvc's short
+    helpers come and go) is not."""
+    for process in processes:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            if process.status() == psutil.STATUS_STOPPED:
+                return True
+    return False
 
 
 def _tree(pid: int) -> list[psutil.Process]:
