@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from lora_core.config import TRAIN_READS, load_params
-from tests.conftest import clone, run, set_params, snapshot
+from tests.conftest import ROOT, clone, run, set_params, snapshot
 from tests.tiny import write_tiny_hub, write_tiny_model
 
 STAGES = ("prepare", "tokenize", "train", "evaluate")
@@ -202,12 +202,11 @@ def test_pipeline_signal_during_training_leaves_outputs_then_repro_completes(
 
 @pytest.mark.parametrize("stage", ("fetch", *STAGES))
 def test_dvc_yaml_lists_every_library_module_a_stage_imports(stage):
-    root = Path(__file__).resolve().parents[1]
     code = f"import sys, stages.{stage}; print(*sorted(sys.modules))"
-    modules = run([sys.executable, "-c", code], root).stdout.split()
+    modules = run([sys.executable, "-c", code], ROOT).stdout.split()
     imported = {m.replace(".", "/") for m in modules if m.split(".")[0] == "lora_core"}
     imported = {f"{m}/__init__.py" if m == "lora_core" else f"{m}.py" for m in imported}
-    spec = yaml.safe_load((root / "dvc.yaml").read_text())["stages"][stage]
+    spec = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"][stage]
     deps = {d for d in spec["deps"] if d.startswith("lora_core")}
     assert imported == deps
     assert f"stages/{stage}.py" in spec["deps"]
@@ -217,14 +216,12 @@ def test_dvc_yaml_lists_every_library_module_a_stage_imports(stage):
 def test_the_data_stages_load_no_torch(module):
     # data.py, hub.py, tables.py and tokens.py say "no torch": importing torch takes 1.2 s
     # on the 2-core Xeon, importing stages.fetch 0.17 s, and fetch runs at every `dvc repro`.
-    root = Path(__file__).resolve().parents[1]
     code = f"import sys, {module}; print('torch' in sys.modules)"
-    assert run([sys.executable, "-c", code], root).stdout.split() == ["False"]
+    assert run([sys.executable, "-c", code], ROOT).stdout.split() == ["False"]
 
 
 def test_train_reads_the_params_dvc_yaml_lists_and_dvclive_logs_them(built_project):
-    root = Path(__file__).resolve().parents[1]
-    spec = yaml.safe_load((root / "dvc.yaml").read_text())["stages"]["train"]
+    spec = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]["train"]
     assert list(TRAIN_READS) == spec["params"]
     logged = yaml.safe_load((built_project / "metrics/train/params.yaml").read_text())
     assert logged == load_params(built_project / "params.yaml").select(TRAIN_READS)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import re
@@ -19,6 +18,7 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
+from lora_core.readers import sha256
 from tests.conftest import run, set_params
 
 ADAPTER = "models/adapter.safetensors"
@@ -44,10 +44,6 @@ real, checkpoint.save_file = checkpoint.save_file, save_file
 sys.argv = ["stages.train", "--no-progress"]
 runpy.run_module("stages.train", run_name="__main__")
 """
-
-
-def _sha(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def _copy(project: Path, tmp_path: Path, params: dict) -> Path:
@@ -130,7 +126,7 @@ def test_repro_killed_mid_epoch_2_resumes_to_the_uninterrupted_adapter(
     out = run(["dvc", "repro"], project).stdout
     assert "resuming from epoch 2, step 16" in out.splitlines()
     assert not [p for p in project.rglob(".*.tmp")]
-    assert _sha(project / ADAPTER) == _sha(built_project / ADAPTER)
+    assert sha256(project / ADAPTER) == sha256(built_project / ADAPTER)
     for name in ("train/loss", "train/lr", "val/accuracy", "val/loss"):  # DVCLive's histories
         tsv = (project / CURVES / f"{name}.tsv").read_text()
         assert tsv == (built_project / CURVES / f"{name}.tsv").read_text(), name
@@ -148,7 +144,7 @@ def test_a_kill_inside_the_checkpoint_write_resumes_from_the_one_before(built_pr
     out = run(TRAIN, project).stdout
     assert _resumed(out)[0] == "resuming from epoch 2, step 12"
     assert not [p for p in project.rglob(".*.tmp")]
-    assert _sha(project / ADAPTER) == _sha(built_project / ADAPTER)
+    assert sha256(project / ADAPTER) == sha256(built_project / ADAPTER)
 
 
 @pytest.fixture(scope="module")
@@ -193,7 +189,7 @@ def test_a_checkpoint_that_does_not_fit_starts_fresh_with_one_line(killed, tmp_p
     assert not any(line.startswith("resuming") for line in out.splitlines())
     assert json.loads((project / STATE).read_text()) == {"finished": True}
     if change in ("code", "damaged"):  # the same training, from the start: the same bytes
-        assert _sha(project / ADAPTER) == _sha(killed / ADAPTER)  # the kill left it as it was
+        assert sha256(project / ADAPTER) == sha256(killed / ADAPTER)  # the kill left it as it was
 
 
 def test_resume_false_ignores_the_checkpoint_and_a_finished_one_is_never_resumed(
@@ -202,11 +198,11 @@ def test_resume_false_ignores_the_checkpoint_and_a_finished_one_is_never_resumed
     project = _copy(killed, tmp_path, {"train": {"resume": False}})
     out = run(TRAIN, project).stdout
     assert [line.split(" written")[0] for line in _resumed(out)] == ["checkpoints: 6"]
-    assert _sha(project / ADAPTER) == _sha(built_project / ADAPTER)
+    assert sha256(project / ADAPTER) == sha256(built_project / ADAPTER)
     set_params(project, {"train": {"resume": True}})
     out = run(["dvc", "repro", "--force", "train"], project).stdout  # after a finished run
     assert [line.split(" written")[0] for line in _resumed(out)] == ["checkpoints: 6"]
-    assert _sha(project / ADAPTER) == _sha(built_project / ADAPTER)
+    assert sha256(project / ADAPTER) == sha256(built_project / ADAPTER)
 
 
 def test_two_processes_killed_resume_to_the_uninterrupted_two_process_adapter(

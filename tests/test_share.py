@@ -4,22 +4,18 @@ as the DVC remote)."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 import sys
 from pathlib import Path
 
+from lora_core.readers import sha256
 from tests.conftest import clone, make_tiny_project, run
 
 MIRRORS = ("data/raw/sst2", "models/base")  # git-ignored, not DVC outputs: filled by hand
 LORA_SST2 = [sys.executable, "-m", "lora_core.commands.cli"]
 ARTIFACTS = {"adapter": "adapter.safetensors", "adapter-config": "adapter.json"}
 SENTENCES = ["a good and witty film", "a dull , tired mess"]
-
-
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def _predict(project: Path) -> str:
@@ -53,7 +49,7 @@ def test_clone_pulls_predicts_without_training_and_experiments_travel(tmp_path):
     for name, file in ARTIFACTS.items():
         get = ["dvc", "artifacts", "get", str(origin), name, "-o", str(got / file)]
         assert run(get, tmp_path).stdout == f"Downloaded 1 file(s) to '{got / file}'\n"
-        assert _sha256(got / file) == _sha256(a / "models" / file)
+        assert sha256(got / file) == sha256(a / "models" / file)
 
     # A clone that pulled nothing: the CI checks read git alone.
     bare = clone(origin, tmp_path / "bare")
@@ -64,7 +60,7 @@ def test_clone_pulls_predicts_without_training_and_experiments_travel(tmp_path):
     b = clone(origin, tmp_path / "b")
     run(["dvc", "pull", "-q"], b)
     _fill_mirrors(a, b)
-    assert _sha256(b / "models/adapter.safetensors") == _sha256(a / "models/adapter.safetensors")
+    assert sha256(b / "models/adapter.safetensors") == sha256(a / "models/adapter.safetensors")
     assert _predict(b) == _predict(a)
     status = json.loads(run(["dvc", "status", "--json"], b).stdout)
     assert status == {"fetch": ["always changed"]}, status  # it checks params every run
@@ -74,7 +70,7 @@ def test_clone_pulls_predicts_without_training_and_experiments_travel(tmp_path):
 
     # An experiment made in B comes home to A through git and the DVC remote.
     run(["dvc", "exp", "run", "-q", "-n", "rank8", "-S", "lora.r=8"], b)
-    adapter_b = _sha256(b / "models/adapter.safetensors")
+    adapter_b = sha256(b / "models/adapter.safetensors")
     run(["dvc", "exp", "push", "-q", "origin", "rank8"], b)
     run(["dvc", "exp", "pull", "-q", "origin", "rank8"], a)
     shown = json.loads(run(["dvc", "exp", "show", "--json"], a).stdout)
@@ -83,5 +79,5 @@ def test_clone_pulls_predicts_without_training_and_experiments_travel(tmp_path):
     report = run([*LORA_SST2, "report", "--png", str(tmp_path / "exp.png")], a).stdout
     assert "lora r=8" in report, report
     run(["dvc", "exp", "apply", "-q", "rank8"], a)
-    assert _sha256(a / "models/adapter.safetensors") == adapter_b
+    assert sha256(a / "models/adapter.safetensors") == adapter_b
     assert json.loads((a / "models/adapter.json").read_text())["lora"]["r"] == 8
