@@ -65,6 +65,7 @@ class DataConfig(Section):
     test_fraction: float = 0.1  # used only when data.dir has a train file and nothing else
     seed: int = 42
     max_train_examples: int | None = None
+    dedupe: bool = False  # drop val and test rows whose text is also in train
 
     def check(self) -> None:
         self.require("dir", bool(self.dir.strip()), "must name a folder")

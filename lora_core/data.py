@@ -109,7 +109,9 @@ def class_ids(
     """The class names in id order, and the id of each label text.
 
     Integer labels are class ids, which ``names`` (data.labels) names; without names they
-    name themselves. String labels are names: ``names`` orders them, else sorted order.
+    name themselves. String labels are names: ``names`` orders them when it names any of
+    them; names that match none of them (SST-2's shipped ``[negative, positive]`` beside a
+    folder labelled ``pos``/``neg``) are for integer ids and leave them in sorted order.
     """
     present = set(train.labels)
     integers = all(_INTEGER.fullmatch(v) for v in present)
@@ -119,7 +121,8 @@ def class_ids(
         names = tuple(str(v) for v in sorted(int(v) for v in present))
         ids = {v: i for i, v in enumerate(names)}
     else:
-        names = names if names is not None else tuple(sorted(present))
+        if names is None or present.isdisjoint(names):
+            names = tuple(sorted(present))
         ids = {v: i for i, v in enumerate(names)}
     if len(present) < 2:
         raise DataError(

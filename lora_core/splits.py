@@ -15,6 +15,8 @@ from lora_core.data import DataError, Examples, RawTable
 MAX_SPANS = 200_000_000
 USE = "use random or auto"
 PHRASE_SHARE = 0.5  # auto picks sentence when at least this share of texts are inner phrases
+LEAK_SHARE = 0.01  # prepare notes val or test rows that are also in train past this share
+EVAL = ("val", "test")
 
 
 def check_stratifiable(table: RawTable, examples: Examples, carves: int = 1) -> None:
@@ -146,3 +148,49 @@ def assign(files: dict[str, Examples], names: dict[str, str], cfg) -> tuple[dict
     sources = {"train": where, "val": f"{cfg.val_fraction:g} of {where}{rest} ({kind} split)"}
     sources["test"] = test_source
     return {"train": train, "val": val, "test": test}, sources, kind, dropped + more
+
+
+def in_train(splits: dict[str, Examples]) -> dict[str, list[int]]:
+    """The rows of val and test whose text (or text pair), whitespace trimmed, is also in
+    train: public files often repeat rows across their own splits."""
+    seen = set(_keys(splits["train"]))
+    return {name: [i for i, k in enumerate(_keys(splits[name])) if k in seen] for name in EVAL}
+
+
+def _keys(examples: Examples) -> Iterator:
+    if examples.pairs is None:
+        return (text.strip() for text in examples.texts)
+    return ((text.strip(), pair.strip()) for text, pair in zip(examples.texts, examples.pairs))
+
+
+def dedupe(splits: dict[str, Examples], rows: dict[str, list[int]], sources: dict) -> dict:
+    """``splits`` with ``rows`` dropped from val and test (data.dedupe); a split left empty
+    is an error naming where it came from."""
+    out = dict(splits)
+    for name, drop in rows.items():
+        if drop and len(drop) == len(splits[name]):
+            raise DataError(
+                f"data.dedupe = true drops every {name} row ({sources[name]}): each is also "
+                f"in train ({sources['train']}); use other files or data.dedupe: false"
+            )
+        skip = set(drop)
+        out[name] = splits[name].subset([i for i in range(len(splits[name])) if i not in skip])
+    return out
+
+
+def leak_lines(summary: dict, dropped: bool) -> list[str]:
+    """What prepare says of val and test rows also in train: past LEAK_SHARE, a note (kept),
+    or how many data.dedupe dropped."""
+    lines = []
+    for name, n in summary["also_in_train"].items():
+        kept = summary["splits"][name]["rows"]
+        where = f"{name} ({summary['sources'][name]})"
+        if dropped and n:
+            lines.append(f"data.dedupe: dropped {n} {where} rows that are also in train")
+        elif not dropped and n > LEAK_SHARE * kept:
+            lines.append(
+                f"note: {n} of {kept} {where} rows ({100 * n / kept:.1f}%) are also in train "
+                f"({summary['sources']['train']}): their scores say little about new data "
+                "(data.dedupe: true drops them)"
+            )
+    return lines

@@ -74,27 +74,67 @@ def read_columns(path: Path, wanted: list[str], hint: str = "") -> Table:
 
 def _read_delimited(path: Path, sep: str):
     """A CSV or TSV with a header, as strings: quoted fields may hold the separator, quotes
-    and newlines; a BOM and CRLF line ends are fine; nothing is read as NaN."""
+    and newlines; a BOM and CRLF line ends are fine; nothing is read as NaN. A plain TSV
+    (``_not_plain`` finds nothing) is read as GLUE writes it: a ``"`` is just a character."""
+    import csv
     import warnings
 
     import pandas as pd
 
+    not_plain = _not_plain(path) if sep == "\t" else "a CSV"
+    quoting = csv.QUOTE_MINIMAL if not_plain else csv.QUOTE_NONE
     try:
         with warnings.catch_warnings():  # a row with more fields than the header: an error
             warnings.simplefilter("error", pd.errors.ParserWarning)
             frame = pd.read_csv(
                 path, sep=sep, dtype=str, keep_default_na=False, na_filter=False,
                 encoding="utf-8-sig", engine="c", index_col=False, skip_blank_lines=False,
+                quoting=quoting,
             )  # fmt: skip
     except UnicodeDecodeError as err:
         raise DataError(f"{path}: bytes that are not UTF-8 (at byte {err.start})") from None
     except pd.errors.EmptyDataError:
         raise DataError(f"{path} is empty: expected a header row and rows") from None
     except (pd.errors.ParserError, pd.errors.ParserWarning, ValueError) as err:
-        raise DataError(f"{path} {_bad_row(path, sep) or first_line(err)}") from None
+        problem = _bad_row(path, sep) or first_line(err)
+        if sep == "\t":  # neither reading fits: say what each one found
+            problem = f"is neither a plain TSV ({not_plain}) nor a quoted one ({problem})"
+        raise DataError(f"{path} {problem}") from None
     if frame.columns.duplicated().any():
         raise DataError(f"{path}: the header names a column twice ({list(frame.columns)})")
     return frame
+
+
+def _not_plain(path: Path) -> str | None:
+    """Why a .tsv is not plain, or None. Plain, as GLUE writes it: every line has the header's
+    number of tabs, and a ``"`` is just a character (RTE's texts open quotes they never
+    close). One exception: a file that Python's csv module reads strictly as quoted, with
+    the header's width on every row, is a spreadsheet's even when its lines fit (a quoted
+    field may hold a newline and a tab). One pass a line at a time, and one more if a field
+    begins with a quote."""
+    with open(path, encoding="utf-8-sig", errors="replace", newline="") as f:
+        header = f.readline().rstrip("\r\n")
+        width = header.count("\t")
+        quoted = header.startswith('"') or '\t"' in header
+        for number, line in enumerate(f, start=2):
+            line = line.rstrip("\r\n")
+            if (tabs := line.count("\t")) != width:
+                return f"line {number} has {tabs} tabs where the header has {width}"
+            quoted = quoted or line.startswith('"') or '\t"' in line
+    if quoted and _strictly_quoted(path, width + 1):
+        return "its quoted fields are a spreadsheet's"
+    return None
+
+
+def _strictly_quoted(path: Path, width: int) -> bool:
+    """Whether every row read as quoted CSV closes its quotes and has ``width`` fields."""
+    import csv
+
+    with open(path, encoding="utf-8-sig", errors="replace", newline="") as f:
+        try:
+            return all(len(row) == width for row in csv.reader(f, delimiter="\t", strict=True))
+        except csv.Error:
+            return False
 
 
 def _bad_row(path: Path, sep: str) -> str | None:

@@ -17,7 +17,7 @@ from lora_core.errors import exit_on_user_error
 from lora_core.files import atomic_dir, write_json
 from lora_core.hub import ensure_raw
 from lora_core.readers import sha256
-from lora_core.splits import assign, check_stratifiable
+from lora_core.splits import assign, check_stratifiable, dedupe, in_train, leak_lines
 
 
 def prepare(cfg: DataConfig, out_dir: str) -> dict:
@@ -30,6 +30,9 @@ def prepare(cfg: DataConfig, out_dir: str) -> dict:
         carves = 1 if {"validation", "test"} & set(files) else 2
         check_stratifiable(tables["train"], files["train"], carves)
     splits, sources, kind, dropped = assign(files, {r: p.name for r, p in raw.items()}, cfg)
+    leaks = in_train(splits)
+    if cfg.dedupe:
+        splits = dedupe(splits, leaks, sources)
     summary = {
         "labels": list(names),
         "text_columns": list(cfg.text_columns),
@@ -40,6 +43,7 @@ def prepare(cfg: DataConfig, out_dir: str) -> dict:
             for name, ex in splits.items()
         },
         "dropped_train_phrases": dropped,
+        "also_in_train": {name: len(rows) for name, rows in leaks.items()},
         "raw_sha256": {path.name: sha256(path) for path in raw.values()},
     }
     with atomic_dir(out_dir) as tmp:
@@ -55,7 +59,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--params", default="params.yaml")
     parser.add_argument("--out", default="data/prepared")
     args = parser.parse_args(argv)
-    summary = prepare(load_params(args.params).data, args.out)
+    cfg = load_params(args.params).data
+    summary = prepare(cfg, args.out)
+    if cfg.labels is not None and tuple(summary["labels"]) != cfg.labels:
+        print(
+            f"data.labels {list(cfg.labels)} names integer ids; the labels here are strings, "
+            f"so they are the classes in sorted order: {', '.join(summary['labels'])}"
+        )
+    for line in leak_lines(summary, cfg.dedupe):
+        print(line)
     rows = ", ".join(f"{k} {v['rows']}" for k, v in summary["splits"].items())
     classes = len(summary["labels"])
     print(f"prepared {rows} ({classes} classes, {summary['split']} split) -> {args.out}/")

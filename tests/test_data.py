@@ -43,6 +43,52 @@ def test_tsv_with_quoted_tabs_and_newlines(tmp_path):
     assert table(path).columns == [["a\tb\nc", "d"]]
 
 
+def test_glue_tsv_field_that_begins_with_a_quote_is_read_verbatim(tmp_path):
+    # RTE's test.tsv, row 1083: a field opens a quote that its text never closes
+    path = tmp_path / "train.tsv"
+    rows = ["\"That film wasn't too successful, but then 'WarGames,' ... in 1983.", "x"]
+    path.write_text(
+        f'sentence1\tsentence2\tlabel\n{rows[0]}\tThe film WarGames" was shot.\t0\n'
+        f'"A" and "B"\t"C"\t1\n{rows[1]}\ty\t1\n',
+        encoding="utf-8",
+    )
+    t = table(path, ("sentence1", "sentence2"))
+    assert t.columns == [
+        [rows[0], '"A" and "B"', "x"],
+        ['The film WarGames" was shot.', '"C"', "y"],
+    ]
+    assert t.labels == ["0", "1", "1"]
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        'text\tlabel\n"He said ""hi"""\t1\nfine\t0\n',
+        '"text"\t"label"\n"He said"\t"1"\n"fine"\t"0"\n',
+    ],
+    ids=["doubled quotes", "quoted header"],
+)
+def test_tsv_quoted_as_a_spreadsheet_quotes_is_read_quoted(tmp_path, content):
+    # pandas and spreadsheets quote a field that holds a quote and double the quotes in it;
+    # some quote every field
+    path = tmp_path / "train.tsv"
+    path.write_text(content, encoding="utf-8")
+    t = table(path)
+    assert t.columns == [['He said "hi"' if '""' in content else "He said", "fine"]]
+    assert t.labels == ["1", "0"]
+
+
+def test_tsv_that_fits_neither_reading_names_both(tmp_path):
+    path = tmp_path / "train.tsv"
+    path.write_text('text\tlabel\nfine\t1\n"open\t0\nmore\n', encoding="utf-8")
+    with pytest.raises(DataError) as err:
+        table(path)
+    assert str(err.value) == (
+        f"{path} is neither a plain TSV (line 4 has 0 tabs where the header has 1) "
+        "nor a quoted one (row 3: unexpected end of data (a quote opened and never closed?))"
+    )
+
+
 def test_glue_tsv_text_is_verbatim_trailing_space_and_all(tmp_path):
     path = tmp_path / "dev.tsv"
     path.write_text("sentence\tlabel\na gorgeous , witty film \t1\nnull \t0\n", encoding="utf-8")
@@ -82,6 +128,9 @@ def _labels(tmp_path, values):
     [
         (["pos", "neg", "neu", "neg"], None, ("neg", "neu", "pos"), [2, 0, 1, 0]),
         (["pos", "neg", "neu"], ("pos", "neu", "neg"), ("pos", "neu", "neg"), [0, 2, 1]),
+        # names for integer ids (params.yaml's, for SST-2) leave string labels sorted
+        (["pos", "neg", "pos"], ("negative", "positive"), ("neg", "pos"), [1, 0, 1]),
+        (["positive", "negative"], ("positive", "negative"), ("positive", "negative"), [0, 1]),
         ([1, 0, 1], ("negative", "positive"), ("negative", "positive"), [1, 0, 1]),
         ([10, 2, 9], None, ("2", "9", "10"), [2, 0, 1]),  # integers sort as numbers
         (["1", "0"], None, ("0", "1"), [1, 0]),

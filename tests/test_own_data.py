@@ -5,11 +5,27 @@ import json
 
 import numpy as np
 
-from stages import tokenize
+from stages import prepare, tokenize
 from tests.conftest import lora, run, set_params
 from tests.tiny import PAIR_CLASSES, tiny_pairs, write_tiny_pairs
 
-PAIRS = {"dir": "data/raw/pairs", "text_columns": ["sentence1", "sentence2"], "labels": None}
+# data.labels stays as shipped ([negative, positive], names for SST-2's integer ids): string
+# labels are the classes in sorted order without editing it
+PAIRS = {"dir": "data/raw/pairs", "text_columns": ["sentence1", "sentence2"]}
+
+
+def test_string_labels_prepare_beside_the_shipped_data_labels(tiny_project, monkeypatch, capsys):
+    write_tiny_pairs(tiny_project / "data/raw/pairs")
+    set_params(tiny_project, {"data": PAIRS})
+    monkeypatch.chdir(tiny_project)
+    assert prepare.main([]) == 0
+    assert capsys.readouterr().out == (
+        "data.labels ['negative', 'positive'] names integer ids; the labels here are strings, "
+        "so they are the classes in sorted order: contradiction, entailment, neutral\n"
+        "prepared train 240, val 30, test 45 (3 classes, none split) -> data/prepared/\n"
+    )
+    summary = json.loads((tiny_project / "data/prepared/summary.json").read_text())
+    assert summary["labels"] == list(PAIR_CLASSES)
 
 
 def test_three_class_pairs_through_dvc_repro_and_predict(tiny_project, monkeypatch, capsys):

@@ -168,3 +168,41 @@ def test_a_class_with_one_row_names_the_row():
     assert str(info.value).startswith(
         "train.csv row 5: label 'q' has 2 rows: carving stratified test and val shares needs 3"
     )
+
+
+def test_in_train_counts_val_and_test_texts_and_pairs_also_in_train_after_trimming():
+    train = Examples(["a b", " c ", "d"], [0, 1, 0])
+    val = Examples(["a b ", "x", "c"], [0, 1, 1])
+    test = Examples(["d", "d", "a  b", "y"], [0, 0, 0, 1])
+    assert splits.in_train({"train": train, "val": val, "test": test}) == {
+        "val": [0, 2],
+        "test": [0, 1],  # inner whitespace counts: "a  b" is not "a b"
+    }
+    pairs = lambda texts, seconds: Examples(texts, [0] * len(texts), seconds)  # noqa: E731
+    found = splits.in_train(
+        {
+            "train": pairs(["a", "b"], ["p", "q"]),
+            "val": pairs(["a", "a "], ["q", " p"]),  # the pair, not either text, must repeat
+            "test": pairs(["b"], ["q"]),
+        }
+    )
+    assert found == {"val": [1], "test": [0]}
+
+
+def test_dedupe_drops_exactly_those_rows_and_refuses_to_empty_a_split():
+    parts = {
+        "train": Examples(["a", "b"], [0, 1]),
+        "val": Examples(["a", "v"], [0, 1]),
+        "test": Examples(["t", "b", "u", "a"], [1, 1, 0, 0]),
+    }
+    sources = {"train": "train.csv", "val": "validation.csv", "test": "test.csv"}
+    out = splits.dedupe(parts, splits.in_train(parts), sources)
+    assert out["val"] == Examples(["v"], [1]) and out["test"] == Examples(["t", "u"], [1, 0])
+    assert out["train"] is parts["train"]
+    parts["val"] = Examples(["b", "a"], [1, 0])
+    with pytest.raises(DataError) as err:
+        splits.dedupe(parts, splits.in_train(parts), sources)
+    assert str(err.value) == (
+        "data.dedupe = true drops every val row (validation.csv): each is also in train "
+        "(train.csv); use other files or data.dedupe: false"
+    )

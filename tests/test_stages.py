@@ -11,6 +11,7 @@ from lora_core.data import read_examples
 from lora_core.tokens import load_tokenized
 from stages import evaluate, fetch, prepare, tokenize, train
 from tests.conftest import set_params, snapshot
+from tests.tiny import write_tsv
 
 
 def test_stages_main_in_order(tiny_project, monkeypatch, capsys):
@@ -146,3 +147,38 @@ def test_fetch_refuses_a_bad_param_anywhere_before_any_stage_runs(
         "error: params.yaml: gate.alpha = 2.0 is not allowed: must be > 0 and < 1\n"
     )
     assert not (tiny_project / "data/fetch.json").exists()
+
+
+def _leaky_folder(project: Path) -> None:
+    """train.tsv of 200 distinct texts; dev.tsv (the test split) of 40, 5 of them train's."""
+    rows = [(f"film {i} is {'good' if i % 2 else 'bad'}", i % 2) for i in range(200)]
+    test = [(f"movie {i} is fun", 1) for i in range(35)] + [(f" {s}  ", y) for s, y in rows[:5]]
+    write_tsv(project / "data/raw/sst2/train.tsv", rows)
+    write_tsv(project / "data/raw/sst2/dev.tsv", test)
+
+
+def test_prepare_counts_test_rows_also_in_train_and_dedupe_drops_exactly_them(
+    tiny_project, monkeypatch, capsys
+):
+    _leaky_folder(tiny_project)
+    monkeypatch.chdir(tiny_project)
+    assert prepare.main([]) == 0
+    assert capsys.readouterr().out == (
+        "note: 5 of 40 test (dev.tsv) rows (12.5%) are also in train (train.tsv): their "
+        "scores say little about new data (data.dedupe: true drops them)\n"
+        "prepared train 180, val 20, test 40 (2 classes, random split) -> data/prepared/\n"
+    )
+    summary = json.loads((tiny_project / "data/prepared/summary.json").read_text())
+    assert summary["also_in_train"] == {"val": 0, "test": 5}
+    kept = read_examples(tiny_project / "data/prepared/test.jsonl", ("negative", "positive"))
+
+    set_params(tiny_project, {"data": {"dedupe": True}})
+    assert prepare.main([]) == 0
+    assert capsys.readouterr().out == (
+        "data.dedupe: dropped 5 test (dev.tsv) rows that are also in train\n"
+        "prepared train 180, val 20, test 35 (2 classes, random split) -> data/prepared/\n"
+    )
+    summary = json.loads((tiny_project / "data/prepared/summary.json").read_text())
+    assert summary["also_in_train"] == {"val": 0, "test": 5}
+    deduped = read_examples(tiny_project / "data/prepared/test.jsonl", ("negative", "positive"))
+    assert deduped == kept.subset(range(35))  # the five repeats were its last rows
