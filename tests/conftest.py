@@ -98,10 +98,16 @@ def tiny_project(tmp_path: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def built_project(tmp_path_factory) -> Path:
-    """A tiny project after one `dvc repro` (shared: copy it before changing it)."""
+    """A tiny project after one `dvc repro` (shared: copy it before changing it); what that
+    first repro printed is in ``repro.log`` beside it (``first_repro``)."""
     project = make_tiny_project(tmp_path_factory.mktemp("built") / "project")
-    run(["dvc", "repro", "-q"], project)
+    (project.parent / "repro.log").write_text(run(["dvc", "repro"], project).stdout)
     return project
+
+
+def first_repro(built_project: Path) -> str:
+    """What the shared project's first `dvc repro` printed."""
+    return (built_project.parent / "repro.log").read_text()
 
 
 def snapshot(root: Path, skip: tuple[str, ...] = ()) -> dict[str, str]:

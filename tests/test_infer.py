@@ -495,7 +495,8 @@ def test_predict_pair_adapter_refuses_single_texts_in_one_line(project, capsys, 
         (
             "in.tsv",
             "sentence1\tsentence2\ngood\tbad\nfun\tbad\tdull\n",
-            "{path} row 3: 3 fields, the header has 2",
+            "{path} is neither a plain TSV (line 3 has 2 tabs where the header has 1) "
+            "nor a quoted one (row 3: 3 fields, the header has 2)",
         ),
         (
             "in.jsonl",

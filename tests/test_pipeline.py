@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from lora_core.config import TRAIN_READS, load_params
-from tests.conftest import ROOT, clone, run, set_params, snapshot
+from tests.conftest import ROOT, clone, first_repro, run, set_params, snapshot
 from tests.tiny import write_tiny_hub, write_tiny_model
 
 STAGES = ("prepare", "tokenize", "train", "evaluate")
@@ -23,9 +23,9 @@ def _ran(output: str) -> list[str]:
     return [s for s in STAGES if f"Running stage '{s}'" in output]
 
 
-def test_pipeline_repro_caches_and_experiments(tiny_project):
-    first = run(["dvc", "repro"], tiny_project).stdout
-    assert _ran(first) == list(STAGES)
+def test_pipeline_repro_caches_and_experiments(built_project, tmp_path):
+    assert _ran(first_repro(built_project)) == list(STAGES)
+    tiny_project = _copy(built_project, tmp_path)
     metrics = json.loads((tiny_project / "metrics/eval.json").read_text())
     assert set(metrics) == {"val", "test"}
     assert set(metrics["test"]) == {
