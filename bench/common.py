@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from lora_core.config import DataConfig, ModelConfig
-from lora_core.data import class_ids, read_table, to_examples
+from lora_core.data import class_ids, raw_files, read_table, to_examples
 from lora_core.layer import LoRALinear
 from lora_core.pretrained import BASE_DIR, load_tokenizer
 from lora_core.splits import split_random
@@ -19,7 +19,7 @@ from lora_core.tokens import TokenizedSplit, tokenize
 
 DEFAULT_MODEL = "models/base/sentence-transformers/all-MiniLM-L6-v2"
 RAW_DIR = Path("data/raw/sst2")
-RAW_FILES = ("train.tsv", "dev.tsv")  # GLUE's SST-2 mirror
+ROLES = ("train", "validation")  # GLUE train, and GLUE dev: the test split
 
 
 def model_source(model: str, max_length: int = 128) -> tuple[ModelConfig, Path]:
@@ -42,14 +42,20 @@ def sst2_splits(
     """The first ``sizes[name]`` examples of train/val/test, tokenized by the model's tokenizer.
 
     train and val are the prepare stage's seeded, stratified split of GLUE train; test is
-    GLUE dev. Read from the raw TSVs, not data/tokenized, so a bench neither depends on nor
-    races a running ``dvc repro``, and always uses the tokenizer of the model it times.
+    GLUE dev. Read from the raw files (the hub's train.jsonl and validation.jsonl that fetch
+    writes, or GLUE's TSVs in the offline mirror), not data/tokenized, so a bench neither
+    depends on nor races a running ``dvc repro``, and always uses the tokenizer of the model
+    it times.
     """
     data_cfg = DataConfig()  # val_fraction 0.1, seed 42: what params.yaml ships with
-    tables = {name: read_table(raw_dir / name, ("sentence",), "label") for name in RAW_FILES}
-    _, ids = class_ids(tables["train.tsv"], ("negative", "positive"))
-    glue_train, glue_dev = (to_examples(t, ids) for t in tables.values())
-    train, val, _ = split_random(glue_train, data_cfg.val_fraction, data_cfg.seed, "train.tsv")
+    files = raw_files(raw_dir)
+    if any(role not in files for role in ROLES):
+        raise SystemExit(f"{raw_dir}/ lacks SST-2's train or validation file: `dvc repro fetch`")
+    tables = [read_table(files[role], ("sentence",), "label") for role in ROLES]
+    _, ids = class_ids(tables[0], ("negative", "positive"))
+    glue_train, glue_dev = (to_examples(t, ids) for t in tables)
+    where = files["train"].name
+    train, val, _ = split_random(glue_train, data_cfg.val_fraction, data_cfg.seed, where)
     examples = {"train": train, "val": val, "test": glue_dev}
     tokenizer = load_tokenizer(model_cfg.name, base_dir)
     out = {}

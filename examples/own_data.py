@@ -10,7 +10,8 @@ not benchmarks): a review CSV with three string classes, and a sentence-pair TSV
 Train rows come from GLUE train's whole sentences (phrases inside another row left out),
 test rows from GLUE dev, so no test sentence was trained on.
 
-    python examples/own_data.py            # needs data/raw/sst2/{train,dev}.tsv
+    python examples/own_data.py    # needs SST-2 in data/raw/sst2/: the hub's train.jsonl and
+                                   # validation.jsonl (`dvc repro fetch`), or GLUE's TSVs
 """
 
 from __future__ import annotations
@@ -20,15 +21,19 @@ import random
 import sys
 from pathlib import Path
 
-from lora_core.data import class_ids, read_table, to_examples
+from lora_core.data import class_ids, raw_files, read_table, to_examples
 from lora_core.splits import inner_phrases
 
 RAW = Path("data/raw")
 
 
-def sentences(name: str) -> dict[int, list[str]]:
-    """GLUE file ``name``'s whole sentences (rows inside no other row), by 0/1 label."""
-    table = read_table(RAW / "sst2" / name, ("sentence",), "label")
+def sentences(role: str) -> dict[int, list[str]]:
+    """The whole sentences (rows inside no other row) of SST-2's ``role`` file (train, or
+    validation: GLUE dev), by 0/1 label; whichever file data/raw/sst2/ holds for it."""
+    path = raw_files(RAW / "sst2").get(role)
+    if path is None:
+        raise SystemExit(f"no {role} file in {RAW / 'sst2'}/: run `dvc repro fetch` first")
+    table = read_table(path, ("sentence",), "label")
     examples = to_examples(table, class_ids(table, ("negative", "positive"))[1])
     inner = inner_phrases([tuple(t.split()) for t in examples.texts])
     out: dict[int, list[str]] = {0: [], 1: []}
@@ -72,7 +77,7 @@ def write(path: Path, header: list[str], rows: list[list[str]], sep: str) -> Non
 
 def main() -> int:
     rng = random.Random(0)
-    train, dev = sentences("train.tsv"), sentences("dev.tsv")
+    train, dev = sentences("train"), sentences("validation")
     write(RAW / "reviews/train.csv", ["review", "sentiment"], reviews(train, 15000, rng), ",")
     write(RAW / "reviews/test.csv", ["review", "sentiment"], reviews(dev, 900, rng), ",")
     header = ["premise", "hypothesis", "label"]

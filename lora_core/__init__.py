@@ -1,7 +1,10 @@
-"""lora_core: a hand-written LoRA for BERT sentiment classification.
+"""lora_core: a hand-written LoRA for BERT-family text classification (SST-2 by default).
 
-The public verbs are re-exported lazily (PEP 562): ``import lora_core.data`` loads no LoRA
-code, so a DVC stage depends only on the modules it really imports.
+The Python API: ``lora_core.load()`` (the project's models/, or a folder) returns a
+``Predictor``; ``predict(texts)`` gives each text's label and probabilities, as
+`lora-sst2 predict` does. The public verbs are re-exported lazily (PEP 562):
+``import lora_core.data`` loads no LoRA code and no torch, so a DVC stage depends only on
+the modules it really imports.
 """
 
 from __future__ import annotations
@@ -12,8 +15,10 @@ from typing import Any
 _EXPORTS = {
     "LoRALinear": "lora_core.layer",
     "LoraSst2Error": "lora_core.errors",
+    "Predictor": "lora_core.predictor",
     "count_parameters": "lora_core.inject",
     "inject_lora": "lora_core.inject",
+    "load": "lora_core.api",
     "load_lora_state_dict": "lora_core.inject",
     "lora_state_dict": "lora_core.inject",
     "mark_trainable": "lora_core.inject",

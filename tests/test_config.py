@@ -161,22 +161,6 @@ def test_config_file_errors(tmp_path):
         load_params(tmp_path)
 
 
-def test_config_defaults_in_the_readme_table_are_the_codes():
-    # README's Parameters table states each key's default: it must be Params()'s, whatever
-    # the committed params.yaml holds.
-    readme = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
-    table = readme.split("| key | default | meaning |")[1].split("\n\n")[0]
-    seen = {}
-    for row in table.splitlines()[2:]:
-        keys, default = (cell.strip() for cell in row.split(" | ")[:2])
-        keys = [k.strip("`| ") for k in keys.split(", ")]
-        values = default.split("`, `") if len(keys) > 1 else [default]
-        for key, value in zip(keys, values):
-            seen[key] = yaml.safe_load(value.strip("`"))
-    expected = {f"{s}.{k}": v for s, body in DEFAULTS.items() for k, v in body.items()}
-    assert seen == expected
-
-
 def test_select_nests_sections_and_keys_as_params_yaml_does():
     raw = Params().to_dict()
     lora = {**raw["lora"], "r": 8}

@@ -31,7 +31,8 @@ def package_version() -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="lora-sst2", description="LoRA fine-tuning of BERT on SST-2."
+        prog="lora-sst2",
+        description="LoRA fine-tuning of BERT-family text classifiers; SST-2 by default.",
     )
     parser.add_argument("--version", action="version", version=f"lora-sst2 {package_version()}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")

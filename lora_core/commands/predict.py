@@ -8,16 +8,10 @@ import json
 import sys
 from pathlib import Path
 
-import numpy as np
-
-from lora_core.config import load_params
 from lora_core.errors import LoraSst2Error
-from lora_core.metrics import softmax
-from lora_core.pretrained import BASE_DIR, load_tokenizer
+from lora_core.predictor import Predictor, prediction  # noqa: F401 (re-exported, as before)
 from lora_core.readers import decode_utf8
-from lora_core.runtime import load_for_inference
 from lora_core.tables import FORMATS, read_columns
-from lora_core.tokens import tokenize
 
 STDIN = "-"  # as a --file, or as the only sentence: read standard input
 KINDS = ", ".join(FORMATS[:-1]) + " or " + FORMATS[-1]  # read by column; others: a text a line
@@ -29,59 +23,6 @@ def read_table(path: Path, columns: tuple[str, ...]) -> list[list[str]]:
         raise LoraSst2Error(f"--file {path} is a directory, expected a text file")
     table = read_columns(path, list(columns), f"; this adapter reads {', '.join(columns)}")
     return [table.texts(k, name) for k, name in enumerate(columns)]
-
-
-class Predictor:
-    """A merged model and its tokenizer: texts in, each class's probability out."""
-
-    def __init__(
-        self,
-        adapter_dir: str | Path = "models",
-        params: str | Path | None = None,
-        base_dir: str | Path = BASE_DIR,
-    ):
-        # The evaluate stage's load: same base model check, device, precision and batches.
-        project = load_params(params) if params is not None else None
-        self.inference = load_for_inference(adapter_dir, project, base_dir)
-        self.max_length = self.inference.config.max_length
-        self.labels = tuple(self.inference.config.labels)  # class i is labels[i]
-        self.text_columns = tuple(self.inference.config.text_columns)  # two: sentence pairs
-        self.tokenizer = load_tokenizer(self.inference.config.base_model, base_dir)
-
-    def probabilities(
-        self, texts: list[str], pairs: list[str] | None = None
-    ) -> tuple[np.ndarray, int]:
-        """Each class's probability per input (n, len(labels)), and how many inputs were
-        truncated; ``pairs`` holds each input's second text, for a sentence-pair adapter."""
-        if (pairs is not None) != (len(self.text_columns) == 2):
-            kind = "sentence pairs" if pairs is None else "single texts, not pairs"
-            raise LoraSst2Error(f"this adapter scores {kind} ({', '.join(self.text_columns)})")
-        split, full = tokenize(self.tokenizer, texts, [0] * len(texts), self.max_length, pairs)
-        return softmax(self.inference.logits(split)), int((full > self.max_length).sum())
-
-    def predictions(
-        self, texts: list[str], pairs: list[str] | None = None
-    ) -> tuple[list[dict], int]:
-        """One ``prediction`` per input, and how many inputs were truncated."""
-        probs, truncated = self.probabilities(texts, pairs)
-        seconds = pairs if pairs is not None else [None] * len(texts)
-        rows = [prediction(t, row, self.labels, p) for t, p, row in zip(texts, seconds, probs)]
-        return rows, truncated
-
-
-def prediction(
-    text: str, probs: np.ndarray, labels: tuple[str, ...], text_pair: str | None = None
-) -> dict:
-    """The most probable label, its probability as ``score`` (what transformers' pipeline
-    calls the score), and every label's probability; a pair's second text as ``text_pair``."""
-    best = int(np.argmax(probs))
-    return {
-        "text": text,
-        **({} if text_pair is None else {"text_pair": text_pair}),
-        "label": labels[best],
-        "score": float(probs[best]),
-        "probabilities": {label: float(p) for label, p in zip(labels, probs)},
-    }
 
 
 def json_line(row: dict) -> str:
