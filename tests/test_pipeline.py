@@ -16,7 +16,7 @@ from lora_core.config import TRAIN_READS, load_params
 from tests.conftest import ROOT, clone, run, set_params, snapshot
 from tests.tiny import write_tiny_hub, write_tiny_model
 
-STAGES = ("prepare", "tokenize", "train", "evaluate")
+STAGES = ("prepare", "tokenize", "train", "evaluate", "baseline")
 
 
 def _ran(output: str) -> list[str]:
