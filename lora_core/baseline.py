@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from lora_core import metrics as m
-from lora_core.data import Examples, read_examples, read_summary
+from lora_core.data import SPLITS, Examples, read_examples, read_summary
 from lora_core.errors import DataError
 from lora_core.files import Staged, json_text
 from lora_core.stats import PREDICTION_COLUMNS, bootstrap_intervals
@@ -118,11 +118,11 @@ def run_baseline(
     out: Staged, prepared: str | Path, metrics_dir: str | Path, resamples: int
 ) -> tuple[Baseline, dict]:
     """Read data/prepared, fit, and stage metrics/baseline.json (val and test as eval.json
-    has them, plus the fit) and the test predictions."""
+    has them, plus the fit) and the test predictions. The outputs are reserved first: a
+    folder that cannot be written fails before the fit."""
+    paths = [out.file(Path(metrics_dir) / name) for name in (BASELINE_PREDICTIONS, BASELINE)]
     names, _ = read_summary(prepared)
-    splits = {
-        s: read_examples(Path(prepared) / f"{s}.jsonl", names) for s in ("train", "val", "test")
-    }
+    splits = {s: read_examples(Path(prepared) / f"{s}.jsonl", names) for s in SPLITS}
     fit = fit_baseline(splits, len(names))
     val_labels, test_labels = (np.asarray(splits[s].labels) for s in ("val", "test"))
     scores = {
@@ -135,8 +135,6 @@ def run_baseline(
             "features": fit.features,
         },
     }
-    metrics_dir = Path(metrics_dir)
-    text = predictions_csv(fit.logits["test"], test_labels)
-    out.file(metrics_dir / BASELINE_PREDICTIONS).write_text(text, encoding="utf-8")
-    out.file(metrics_dir / BASELINE).write_text(json_text(scores), encoding="utf-8")
+    paths[0].write_text(predictions_csv(fit.logits["test"], test_labels), encoding="utf-8")
+    paths[1].write_text(json_text(scores), encoding="utf-8")
     return fit, scores

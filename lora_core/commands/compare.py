@@ -24,10 +24,15 @@ SIDES = {
 }
 
 
+def _require_file(path: Path, stage: str) -> None:
+    if not path.is_file():
+        what = "is not a file: move it away, then" if path.exists() else "not found:"
+        raise LoraSst2Error(f"{path} {what} run `dvc repro {stage}`")
+
+
 def _test_scores(path: Path, stage: str) -> dict:
     """The test entry of a metrics file, with its accuracy; else one line naming the file."""
-    if not path.is_file():
-        raise LoraSst2Error(f"{path} not found: run `dvc repro {stage}` first")
+    _require_file(path, stage)
     raw = read_json(path)
     test = raw.get("test") if isinstance(raw, dict) else None
     if not isinstance(test, dict) or not _number(test.get("accuracy")):
@@ -37,8 +42,7 @@ def _test_scores(path: Path, stage: str) -> dict:
 
 def _predictions(path: Path, stage: str):
     """(labels, predicted) of a predictions file; missing or damaged is one line naming it."""
-    if not path.is_file():
-        raise LoraSst2Error(f"{path} not found: run `dvc repro {stage}` first")
+    _require_file(path, stage)
     try:
         return read_predictions(path.read_text(encoding="utf-8"))
     except (ValueError, UnicodeDecodeError) as err:
