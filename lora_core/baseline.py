@@ -72,7 +72,7 @@ def fit_baseline(
     splits: dict[str, Examples], classes: int, grid: tuple[float, ...] = C_GRID
 ) -> Baseline:
     """Fit on train for each C of ``grid``, keep the best val accuracy (the smaller C of a tie),
-    then score test with it. Test's rows are never read before C is chosen."""
+    then score test with it. Test's rows are not touched before C is chosen."""
     from sklearn.feature_extraction.text import TfidfVectorizer
 
     train = splits["train"]
