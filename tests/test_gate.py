@@ -190,6 +190,7 @@ def test_gate_fails_on_a_significant_drop_beyond_max_drop(committed, tmp_path, m
         "| test.accuracy | 0.8 | 0.78 | -0.02 | FAIL: dropped by 0.02, more than 0.005 |\n"
     )
     assert "\n| lora.r | 4 | 8 |\n" in out
+    assert "baseline" not in out  # metrics/baseline.json shares the keys, but is not the model
     assert "\n| 40 | 0 | 8 | 0.007812 | " in out  # 8 flipped to wrong: p = 2 / 2**8
     assert out.endswith("\n**FAIL**: test.accuracy dropped by 0.02, more than 0.005\n")
     assert (project / "gate.md").read_text() == out

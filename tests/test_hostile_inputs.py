@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from lora_core.commands import cli
-from stages import evaluate, fetch, prepare, tokenize, train
+from stages import baseline, evaluate, fetch, prepare, tokenize, train
 from tests.conftest import snapshot, work_copy
 
 MODEL = "models/base/sentence-transformers/all-MiniLM-L6-v2"
@@ -51,6 +51,14 @@ COMMANDS = {
     "check-fresh": ((cli, ["check-fresh"]), ("params.yaml", "dvc.lock")),
     "gate": ((cli, ["gate", "--base", "HEAD"]), ("params.yaml", "dvc.lock")),
     "report": ((cli, ["report", "--input", "exp.json", "--png", "x.png"]), ("exp.json",)),
+    "baseline": (
+        (baseline, []),
+        ("params.yaml", "data/prepared/test.jsonl", "data/prepared/summary.json"),
+    ),
+    "compare": (
+        (cli, ["compare"]),
+        ("metrics/baseline.json", "metrics/predictions/baseline_test.csv", "metrics/eval.json"),
+    ),
 }
 EXP_SHOW = Path(__file__).parent / "fixtures/exp_show.json"
 
@@ -111,6 +119,7 @@ WRITERS = {
     "evaluate": (["-m", "stages.evaluate"], "metrics"),
     "export": (["-m", "lora_core.commands.cli", "export", "--merged", "out/merged"], "out"),
     "report": (["-m", "lora_core.commands.cli", "report", "--png", "out/x.png"], "out"),
+    "baseline": (["-m", "stages.baseline"], "metrics"),
 }
 
 

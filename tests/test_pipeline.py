@@ -16,7 +16,7 @@ from lora_core.config import TRAIN_READS, load_params
 from tests.conftest import ROOT, clone, first_repro, run, set_params, snapshot
 from tests.tiny import write_tiny_hub, write_tiny_model
 
-STAGES = ("prepare", "tokenize", "train", "evaluate")
+STAGES = ("prepare", "tokenize", "train", "evaluate", "baseline")
 
 
 def _ran(output: str) -> list[str]:
@@ -212,7 +212,9 @@ def test_dvc_yaml_lists_every_library_module_a_stage_imports(stage):
     assert f"stages/{stage}.py" in spec["deps"]
 
 
-@pytest.mark.parametrize("module", ["stages.fetch", "stages.prepare", "stages.tokenize"])
+@pytest.mark.parametrize(
+    "module", ["stages.fetch", "stages.prepare", "stages.tokenize", "stages.baseline"]
+)
 def test_the_data_stages_load_no_torch(module):
     # data.py, hub.py, tables.py and tokens.py say "no torch": importing torch takes 1.2 s
     # on the 2-core Xeon, importing stages.fetch 0.17 s, and fetch runs at every `dvc repro`.

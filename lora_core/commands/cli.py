@@ -15,7 +15,7 @@ from lora_core.errors import LoraSst2Error, guarded
 # that takes the parsed args and returns the exit status.
 COMMAND_MODULES = tuple(
     f"lora_core.commands.{name}"
-    for name in ("predict", "export", "info", "fresh", "gate", "report")
+    for name in ("predict", "export", "info", "fresh", "gate", "report", "compare")
 )
 PROJECT_FILE = "dvc.yaml"  # what marks the project root, as DVC finds its repo
 BASE_MODELS = "models/base"  # the base models' local mirror, under the project root
