@@ -109,9 +109,10 @@ def class_ids(
     """The class names in id order, and the id of each label text.
 
     Integer labels are class ids, which ``names`` (data.labels) names; without names they
-    name themselves. String labels are names: ``names`` orders them when it names any of
-    them; names that match none of them (SST-2's shipped ``[negative, positive]`` beside a
-    folder labelled ``pos``/``neg``) are for integer ids and leave them in sorted order.
+    name themselves. String labels are names: ``names`` orders them when it names every one
+    of them; names that miss one (SST-2's shipped ``[negative, positive]`` beside a folder
+    labelled ``pos``/``neg``, or ``negative``/``mixed``/``positive``) are not this data's
+    and leave them in sorted order.
     """
     present = set(train.labels)
     integers = all(_INTEGER.fullmatch(v) for v in present)
@@ -121,7 +122,7 @@ def class_ids(
         names = tuple(str(v) for v in sorted(int(v) for v in present))
         ids = {v: i for i, v in enumerate(names)}
     else:
-        if names is None or present.isdisjoint(names):
+        if names is None or not present <= set(names):
             names = tuple(sorted(present))
         ids = {v: i for i, v in enumerate(names)}
     if len(present) < 2:

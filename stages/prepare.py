@@ -63,8 +63,8 @@ def main(argv: list[str] | None = None) -> None:
     summary = prepare(cfg, args.out)
     if cfg.labels is not None and tuple(summary["labels"]) != cfg.labels:
         print(
-            f"data.labels {list(cfg.labels)} names integer ids; the labels here are strings, "
-            f"so they are the classes in sorted order: {', '.join(summary['labels'])}"
+            f"data.labels {list(cfg.labels)} does not name every label of the train file, "
+            f"so its labels are the classes in sorted order: {', '.join(summary['labels'])}"
         )
     for line in leak_lines(summary, cfg.dedupe):
         print(line)

@@ -128,8 +128,14 @@ def _labels(tmp_path, values):
     [
         (["pos", "neg", "neu", "neg"], None, ("neg", "neu", "pos"), [2, 0, 1, 0]),
         (["pos", "neg", "neu"], ("pos", "neu", "neg"), ("pos", "neu", "neg"), [0, 2, 1]),
-        # names for integer ids (params.yaml's, for SST-2) leave string labels sorted
+        # names that miss a string label (params.yaml's, for SST-2) leave them sorted
         (["pos", "neg", "pos"], ("negative", "positive"), ("neg", "pos"), [1, 0, 1]),
+        (
+            ["mixed", "positive", "negative"],
+            ("negative", "positive"),
+            ("mixed", "negative", "positive"),
+            [0, 2, 1],
+        ),
         (["positive", "negative"], ("positive", "negative"), ("positive", "negative"), [0, 1]),
         ([1, 0, 1], ("negative", "positive"), ("negative", "positive"), [1, 0, 1]),
         ([10, 2, 9], None, ("2", "9", "10"), [2, 0, 1]),  # integers sort as numbers
