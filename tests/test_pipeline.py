@@ -98,7 +98,8 @@ def test_fresh_clone_repro_downloads_the_raw_data_then_reproduces_the_commit(com
     assert proc.returncode == 0, proc.stderr
     assert f"downloading {hub}/sst2 into data/raw/glue/" in proc.stdout
     # train's outputs come out byte-identical to the commit's, so evaluate is up to date
-    assert _ran(proc.stdout) == ["prepare", "tokenize", "train"]
+    # (the baseline re-runs: the prepared folder's summary names the new raw files)
+    assert _ran(proc.stdout) == ["prepare", "tokenize", "train", "baseline"]
     # JSON Lines with the hub's class names: the same rows as the mirror the commit used
     assert sorted(p.name for p in (project / "data/raw/glue").iterdir()) == [
         "train.jsonl",
