@@ -11,7 +11,8 @@ import pytest
 import torch
 from transformers import AutoTokenizer
 
-from lora_core.adapter import AdapterConfig, load_trained, write_adapter
+from lora_core.adapter import load_trained, write_adapter
+from lora_core.adapter_config import AdapterConfig
 from lora_core.commands import cli
 from lora_core.commands.predict import Predictor, json_line, plain_line, prediction
 from lora_core.config import LoraConfig, ModelConfig
