@@ -14,9 +14,14 @@ from lora_core.files import staged
 from lora_core.live import TrainLog, live_folder
 from lora_core.loop import train_model
 from lora_core.model import classifier_for_training
-from lora_core.outputs import best_epoch_line, checkpoint_line, reserve_training, write_training
 from lora_core.runtime import resolve_device, resolve_precision, use_attention
 from lora_core.tokens import load_tokenized, read_task
+from lora_core.train_outputs import (
+    best_epoch_line,
+    checkpoint_line,
+    reserve_training,
+    write_training,
+)
 
 
 @exit_on_user_error

@@ -1,11 +1,15 @@
-"""The import graph of lora_core: no circle, counting lazy and type-only imports too."""
+"""The import graph of lora_core: no circle, counting lazy and type-only imports too; and
+evaluate-only code (plots, the bootstrap) out of train's imports, so an edit to it leaves
+train up to date."""
 
 from __future__ import annotations
 
 import ast
+import json
+import shutil
 from pathlib import Path
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, run
 
 PACKAGE = ROOT / "lora_core"
 
@@ -79,3 +83,38 @@ def test_lora_core_has_no_import_circle():
     assert "lora_core.loop" in graph and "lora_core.commands.cli" in graph
     cycle = find_cycle(graph)
     assert cycle is None, "import circle: " + " -> ".join(cycle or [])
+
+
+def closure(graph: dict[str, set[str]], roots: set[str]) -> set[str]:
+    """Every module reachable from ``roots`` along the graph's imports, the roots included."""
+    seen, todo = set(), list(roots)
+    while todo:
+        name = todo.pop()
+        if name not in seen:
+            seen.add(name)
+            todo.extend(graph.get(name, ()))
+    return seen
+
+
+def test_train_never_imports_plots_or_the_bootstrap_even_lazily():
+    graph = import_graph()
+    script = imported_modules(ROOT / "stages/train.py", set(graph))
+    reached = closure(graph, script)
+    assert {"lora_core.loop", "lora_core.metrics", "lora_core.train_outputs"} <= reached
+    assert not reached & {"lora_core.plots", "lora_core.stats", "lora_core.eval_outputs"}
+    evaluate = closure(graph, imported_modules(ROOT / "stages/evaluate.py", set(graph)))
+    assert {"lora_core.plots", "lora_core.stats"} <= evaluate
+
+
+def test_a_plot_or_bootstrap_edit_reruns_evaluate_and_leaves_train_up_to_date(
+    built_project, tmp_path
+):
+    project = tmp_path / "project"
+    shutil.copytree(built_project, project, symlinks=True)
+    for name in ("plots.py", "stats.py"):
+        with (project / "lora_core" / name).open("a", encoding="utf-8") as f:
+            f.write("# an edit that changes no number\n")
+    status = json.loads(run(["dvc", "status", "--json"], project).stdout)
+    assert "train" not in status and "tokenize" not in status
+    changed = [entry["changed deps"] for entry in status["evaluate"] if "changed deps" in entry]
+    assert changed == [{"lora_core/plots.py": "modified", "lora_core/stats.py": "modified"}]
