@@ -96,7 +96,7 @@ def write_training(
     device,
     precision: str,
     attention: str,
-    log: TrainLog,
+    log: TrainLog | None,
 ) -> None:
     """Fill the paths ``reserve_training`` made: adapter, metrics/train.json, and
     metrics/train/, a copy of the live DVCLive folder with the final metrics logged."""
@@ -106,5 +106,6 @@ def write_training(
     size = paths[WEIGHTS].stat().st_size
     summary = train_metrics(params, model, result, device, precision, attention, size)
     paths["train.json"].write_text(json_text(summary), encoding="utf-8")
-    log.finish(summary)
-    shutil.copytree(log.folder, paths[CURVES], dirs_exist_ok=True)
+    if log is not None:  # a benchmark's run has no DVCLive log: metrics/train/ stays empty
+        log.finish(summary)
+        shutil.copytree(log.folder, paths[CURVES], dirs_exist_ok=True)
