@@ -23,11 +23,12 @@ import torch
 
 from common import DEFAULT_MODEL, Timer, head, model_source
 from lora_core.config import Params, load_params
+from lora_core.device import resolve_device, resolve_precision
 from lora_core.errors import exit_on_user_error
+from lora_core.inference import load_for_inference
 from lora_core.inject import inject_lora, mark_trainable
 from lora_core.loop import train_model
 from lora_core.metrics import classification_metrics
-from lora_core.runtime import load_for_inference, resolve_device, resolve_precision
 from lora_core.tokens import TokenizedSplit, load_tokenized, read_task, split_file
 from lora_core.training import train_adapter
 

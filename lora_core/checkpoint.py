@@ -25,7 +25,7 @@ from lora_core.config import TRAIN_READS, Params
 from lora_core.errors import LoraSst2Error
 from lora_core.files import atomic_path, remove_temporaries, write_json
 from lora_core.readers import read_json, sha256
-from lora_core.resume import Snapshot, check_fits
+from lora_core.snapshot import Snapshot, check_fits
 
 FOLDER = "checkpoint"  # under the models folder (dvc.yaml: models/checkpoint, persist)
 STATE = "state.json"

@@ -15,12 +15,13 @@ from tqdm.auto import tqdm
 from lora_core.batches import bucket_batches, collate, count_bucket_batches
 from lora_core.checkpoint import Checkpoints
 from lora_core.config import TrainConfig
+from lora_core.device import store_frozen_linears
 from lora_core.distributed import World
 from lora_core.errors import LoraSst2Error
+from lora_core.inference import predict_logits
 from lora_core.inject import lora_state_dict
 from lora_core.metrics import accuracy, mean_loss
-from lora_core.resume import capture, restore
-from lora_core.runtime import predict_logits, store_frozen_linears
+from lora_core.snapshot import capture, restore
 from lora_core.step import Step, make_step
 from lora_core.tokens import TokenizedSplit
 

@@ -11,8 +11,8 @@ from torch import nn
 
 from lora_core.batches import model_inputs
 from lora_core.config import TrainConfig
+from lora_core.device import autocast, to_device
 from lora_core.distributed import World
-from lora_core.runtime import autocast, to_device
 
 
 def optimizer_for(model: nn.Module, cfg: TrainConfig, device: torch.device):

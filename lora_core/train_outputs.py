@@ -14,10 +14,10 @@ from torch import nn
 from lora_core.adapter import write_adapter
 from lora_core.adapter_config import CONFIG, WEIGHTS, AdapterConfig
 from lora_core.config import Params
+from lora_core.device import hardware
 from lora_core.files import Staged, json_text, remove_temporaries
 from lora_core.inject import count_parameters
 from lora_core.live import CURVES
-from lora_core.runtime import hardware
 from lora_core.tokens import Task
 
 if TYPE_CHECKING:  # types only: the loop's result and the log are made by the caller

@@ -16,13 +16,13 @@ import torch
 
 from lora_core.checkpoint import checkpoint_folder, checkpointing, finish
 from lora_core.config import Params
+from lora_core.device import resolve_device, resolve_precision, use_attention
 from lora_core.distributed import joined
 from lora_core.files import staged
 from lora_core.live import TrainLog, live_folder
 from lora_core.loop import TrainResult, train_model
 from lora_core.model import classifier_for_training
 from lora_core.pretrained import BASE_DIR
-from lora_core.runtime import resolve_device, resolve_precision, use_attention
 from lora_core.tokens import TokenizedSplit, load_tokenized, read_task
 from lora_core.train_outputs import (
     best_epoch_line,

@@ -17,10 +17,10 @@ from lora_core.files import (
     find_project_root,
     json_text,
 )
+from lora_core.inference import load_for_inference
 from lora_core.inject import lora_state_dict, unload_lora
 from lora_core.peft import EXPORT_MARKER, module_kinds, to_peft, write_peft
 from lora_core.pretrained import BASE_DIR, load_tokenizer, quiet_transformers
-from lora_core.runtime import load_for_inference
 
 PIPELINE_DIRS = ("data", "models", "metrics", ".dvc", ".git")
 

@@ -12,10 +12,10 @@ import numpy as np
 
 from lora_core.config import load_params
 from lora_core.errors import LoraSst2Error
+from lora_core.inference import load_for_inference
 from lora_core.metrics import softmax
 from lora_core.pretrained import BASE_DIR, load_tokenizer
 from lora_core.readers import decode_utf8
-from lora_core.runtime import load_for_inference
 from lora_core.tables import FORMATS, read_columns
 from lora_core.tokens import tokenize
 
