@@ -163,12 +163,12 @@ def checkpointing(
     """The loop's ``Checkpoints`` for this run: rank 0 saves into ``folder``; every rank
     continues the checkpoint found there when it fits and ``train.resume`` is true. Rank 0
     prints one line when it resumes or starts fresh over a checkpoint it cannot use."""
-    from lora_core.batches import count_bucket_batches
+    from lora_core.batches import epoch_steps
 
     cfg, prints = params.train, fingerprint(params, tokenized, stage_file)
     resume, line = None, None
     if cfg.resume:
-        per_epoch = count_bucket_batches(train_examples, cfg.batch_size, cfg.bucket_chunk)
+        per_epoch = epoch_steps(train_examples, cfg)
         resume, line = load(folder, prints, model, world.size, per_epoch)
     if line and world.main:
         print(line, flush=True)

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from lora_core.batches import bucket_batches, collate, count_bucket_batches
+from lora_core.batches import bucket_batches, collate, epoch_steps
 from lora_core.checkpoint import Checkpoints
 from lora_core.config import TrainConfig
 from lora_core.device import store_frozen_linears
@@ -216,7 +216,7 @@ def train_model(
     if frozen_in_compute_dtype:
         store_frozen_linears(model, precision)
     torch.manual_seed(cfg.seed)  # dropout
-    steps_per_epoch = count_bucket_batches(len(train), cfg.batch_size, cfg.bucket_chunk)
+    steps_per_epoch = epoch_steps(len(train), cfg)
     step = make_step(model, cfg, device, precision, steps_per_epoch, world)
     result = TrainResult(processes=world.size)
     progress = progress and world.main

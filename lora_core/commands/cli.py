@@ -11,6 +11,7 @@ from pathlib import Path
 
 from lora_core.errors import LoraSst2Error, guarded
 from lora_core.files import PROJECT_FILE, find_project_root
+from lora_core.pretrained import BASE_DIR
 
 # Each module adds its sub-commands with register(subparsers); each sets `run=` a function
 # that takes the parsed args and returns the exit status.
@@ -18,7 +19,6 @@ COMMAND_MODULES = tuple(
     f"lora_core.commands.{name}"
     for name in ("predict", "export", "info", "fresh", "gate", "report")
 )
-BASE_MODELS = "models/base"  # the base models' local mirror, under the project root
 
 
 def package_version() -> str:
@@ -71,7 +71,7 @@ def apply_project_defaults(args: argparse.Namespace) -> None:
         if getattr(args, option) is None:
             setattr(args, option, os.path.relpath(base / path))
             args.defaulted.add(option)
-    args.project_root, args.base_dir = root, os.path.relpath(base / BASE_MODELS)
+    args.project_root, args.base_dir = root, os.path.relpath(base / BASE_DIR)
 
 
 def run_command(args: argparse.Namespace) -> int:

@@ -21,6 +21,7 @@ from lora_core.commands.verdict import diff_rows, format_report, nothing_to_comp
 from lora_core.config import load_params
 from lora_core.errors import LoraSst2Error
 from lora_core.eval_outputs import PREDICTIONS, read_predictions
+from lora_core.live import live_folder
 from lora_core.readers import read_json
 
 
@@ -60,7 +61,7 @@ def paired_predictions(rev: str, resamples: int) -> Paired | str:
         return f"cannot pair {path} of `{rev}` and the workspace ({err})"
 
 
-LIVE = "metrics/live/"  # DVCLive's view of a run in progress (git-ignored): not a result
+LIVE = f"{live_folder('metrics').as_posix()}/"  # DVCLive's view of a run in progress: no result
 
 
 def run_gate(args: argparse.Namespace) -> int:
