@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import platform
 import time
 from pathlib import Path
 
@@ -12,6 +11,7 @@ import torch.nn.functional as F
 
 from lora_core.config import DataConfig, ModelConfig
 from lora_core.data import class_ids, raw_files, read_table, to_examples
+from lora_core.device import cpu_model
 from lora_core.layer import LoRALinear
 from lora_core.pretrained import BASE_DIR, load_tokenizer
 from lora_core.splits import split_random
@@ -67,15 +67,7 @@ def sst2_splits(
 
 def describe_machine() -> str:
     """One line: CPU model, threads torch uses, torch version."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{cpu}; torch {torch.__version__}, {torch.get_num_threads()} threads"
+    return f"{cpu_model()}; torch {torch.__version__}, {torch.get_num_threads()} threads"
 
 
 def encoder_weights(model: torch.nn.Module) -> int:

@@ -54,8 +54,8 @@ from common import (
 )
 from lora_core.batches import bucket_batches, collate
 from lora_core.config import LoraConfig, TrainConfig
+from lora_core.device import resolve_precision, store_frozen_linears, use_attention
 from lora_core.model import build_classifier
-from lora_core.runtime import resolve_precision, store_frozen_linears, use_attention
 from lora_core.step import make_step
 
 

@@ -1,7 +1,7 @@
 """Inference throughput: the merged-LoRA classifier vs the plain base model.
 
 After ``merge_lora`` each wrapped layer does one matmul, as the base layer does; what is
-left is the LoRALinear wrapper's call. Both models run ``lora_core.runtime.predict_logits``
+left is the LoRALinear wrapper's call. Both models run ``lora_core.inference.predict_logits``
 over the same tokenized examples (GLUE dev, 872) at the same precision: one untimed pass
 each, then A-B, B-A alternating over the rounds; each speed is the median over the rounds.
 The adapter is models/adapter.* when it fits the model, else LoRA with a random B (so the
@@ -26,10 +26,11 @@ from torch import nn
 from common import DEFAULT_MODEL, Timer, describe_machine, head, median, model_source, sst2_splits
 from lora_core.adapter import CONFIG, WEIGHTS, load_trained, read_adapter
 from lora_core.config import LoraConfig
+from lora_core.device import resolve_precision
+from lora_core.inference import load_for_inference, predict_logits
 from lora_core.inject import lora_layers, merge_lora
 from lora_core.model import build_classifier
 from lora_core.pretrained import BASE_DIR, load_base_model, resolve_model_source
-from lora_core.runtime import load_for_inference, predict_logits, resolve_precision
 
 LORA = LoraConfig(r=4, alpha=16, dropout=0.1, targets=("query", "value"))
 
@@ -53,7 +54,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def lora_classifier(args, model_cfg, base_dir) -> tuple[nn.Module, nn.Module, str]:
     """(unmerged, merged, source): the trained adapter when it was trained on this model,
-    merged by ``runtime.load_for_inference`` as evaluate and predict merge it; else LoRA
+    merged by ``inference.load_for_inference`` as evaluate and predict merge it; else LoRA
     with a random B, merged by hand."""
     folder = Path(args.adapter)
     if (folder / WEIGHTS).exists() and (folder / CONFIG).exists():

@@ -22,15 +22,15 @@ import numpy as np
 import torch
 
 from common import DEFAULT_MODEL, Timer, head, model_source
-from lora_core.adapter import CONFIG, WEIGHTS, AdapterConfig, write_adapter
 from lora_core.config import Params, load_params
+from lora_core.device import resolve_device, resolve_precision
 from lora_core.errors import exit_on_user_error
+from lora_core.inference import load_for_inference
 from lora_core.inject import inject_lora, mark_trainable
 from lora_core.loop import train_model
 from lora_core.metrics import classification_metrics
-from lora_core.model import classifier_for_training
-from lora_core.runtime import load_for_inference, resolve_device, resolve_precision
 from lora_core.tokens import TokenizedSplit, load_tokenized, read_task, split_file
+from lora_core.training import train_adapter
 
 SPLIT_NAMES = ("train", "val", "test")
 SYNTHETIC_EXAMPLES = 8192  # per timed configuration when --max-examples is not given
@@ -70,7 +70,7 @@ def memory_note(device: torch.device) -> str:
 
 
 def run_pipeline(args: argparse.Namespace, params: Params) -> dict:
-    """The train stage's model and loop, then the evaluate stage's merged scoring on test."""
+    """The train stage's run (``train_adapter``), then evaluate's merged scoring on test."""
     cfg = dataclasses.replace(
         params.train,
         device=args.device,
@@ -78,26 +78,29 @@ def run_pipeline(args: argparse.Namespace, params: Params) -> dict:
         epochs=args.epochs or params.train.epochs,
     )
     device = resolve_device(cfg.device)
-    precision = resolve_precision(cfg.precision, device)
     eval_precision = resolve_precision(
         args.eval_precision or params.evaluate.precision, device, "evaluate.precision"
     )
     splits = load_splits(args.tokenized, args.max_examples)
     model_cfg, base_dir = model_source(args.model, params.model.max_length)
     task = read_task(args.tokenized)
-    model = classifier_for_training(
-        dataclasses.replace(params, model=model_cfg), base_dir, labels=task.labels
-    )
-    batch = params.evaluate.batch_size
-    result = train_model(
-        model, splits["train"], splits["val"], cfg, device, precision, batch, args.progress
-    )
-    with tempfile.TemporaryDirectory() as folder:  # the train stage's files, then evaluate's load
-        config = AdapterConfig.from_params(dataclasses.replace(params, model=model_cfg), task)
-        write_adapter(Path(folder, WEIGHTS), Path(folder, CONFIG), result.best_state, config)
+    with tempfile.TemporaryDirectory() as folder:  # the train stage's run, then evaluate's load
         evaluate = dataclasses.replace(params.evaluate, precision=eval_precision)
-        scoring = dataclasses.replace(params, model=model_cfg, train=cfg, evaluate=evaluate)
-        inference = load_for_inference(folder, scoring, base_dir)
+        run = dataclasses.replace(params, model=model_cfg, train=cfg, evaluate=evaluate)
+        models, metrics = Path(folder, "models"), Path(folder, "metrics")
+        trained = train_adapter(
+            run,
+            args.tokenized,
+            models,
+            metrics,
+            __file__,
+            progress=args.progress,
+            base_dir=base_dir,
+            splits=splits,
+            live=False,
+        )
+        inference = load_for_inference(models, run, base_dir)
+    result, precision = trained.result, trained.precision
     test = splits["test"]
     with Timer() as timer:
         logits = inference.logits(test)

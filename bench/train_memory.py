@@ -18,9 +18,9 @@ import torch
 
 from common import DEFAULT_MODEL, describe_machine, head, model_source, sst2_splits
 from lora_core.config import LoraConfig, TrainConfig
+from lora_core.device import use_attention
 from lora_core.loop import train_model
 from lora_core.model import build_classifier
-from lora_core.runtime import use_attention
 
 
 def child(stored: bool, n: int, model: str) -> None:

@@ -4,7 +4,7 @@ Classifiers in one process, each built exactly as the train stage does from para
 (``-S key=value`` overrides any param for all of them, as ``dvc exp run -S`` does):
 
 new:  as ``train_model`` trains it: ``lora.dropout_mode`` as the params say and, in bf16/fp16,
-      the frozen linear weights stored in that dtype (``lora_core.runtime.store_frozen_linears``);
+      the frozen linear weights stored in that dtype (``lora_core.device.store_frozen_linears``);
 old:  element dropout (PEFT's, on x) and float32 frozen weights, which autocast casts again at
       every step, on today's LoRALinear;
 main: old with LoRALinear's forward as main had it at db1b10e (the scaling on the product):
@@ -48,11 +48,7 @@ from common import (
 )
 from lora_core.batches import bucket_batches, collate
 from lora_core.config import Params
-from lora_core.layer import LoRALinear
-from lora_core.model import classifier_for_training
-from lora_core.pretrained import BASE_DIR
-from lora_core.readers import load_yaml
-from lora_core.runtime import (
+from lora_core.device import (
     COMPUTE_DTYPES,
     resolve_attention,
     resolve_device,
@@ -60,6 +56,10 @@ from lora_core.runtime import (
     store_frozen_linears,
     use_attention,
 )
+from lora_core.layer import LoRALinear
+from lora_core.model import classifier_for_training
+from lora_core.pretrained import BASE_DIR
+from lora_core.readers import load_yaml
 from lora_core.step import make_step
 
 

@@ -3,7 +3,7 @@
 (a) ours: ``build_classifier`` + ``train_model`` with the library's defaults: length-bucketed
     batches, precision auto, ``LoraConfig()``'s default LoRA dropout mode, and the frozen
     linear weights stored in the compute precision (``train_model``'s default
-    ``frozen_in_compute_dtype=True``, ``lora_core.runtime.store_frozen_linears``);
+    ``frozen_in_compute_dtype=True``, ``lora_core.device.store_frozen_linears``);
 (o) ours as before: the same, but element dropout (PEFT's, on x) and the frozen weights kept
     float32 (``dropout_mode="element"``, ``frozen_in_compute_dtype=False``), so that autocast
     casts them again at every step: (a) vs (o) is what the two changes are worth;
@@ -64,13 +64,14 @@ from common import (
 )
 from lora_core.batches import bucket_batches, collate
 from lora_core.config import LoraConfig, ModelConfig, TrainConfig
+from lora_core.device import autocast, resolve_precision, use_attention
+from lora_core.inference import predict_logits
 from lora_core.inject import count_parameters, load_lora_state_dict
 from lora_core.layer import LoRALinear
 from lora_core.loop import train_model
 from lora_core.metrics import accuracy
 from lora_core.model import build_classifier
 from lora_core.pretrained import load_base_model, load_tokenizer
-from lora_core.runtime import autocast, predict_logits, resolve_precision, use_attention
 from lora_core.tokens import TokenizedSplit
 
 WARMUP_STEPS = 2

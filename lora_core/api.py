@@ -6,16 +6,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from lora_core.errors import LoraSst2Error
+from lora_core.files import PROJECT_FILE, find_project_root
 from lora_core.predictor import Predictor
+from lora_core.pretrained import BASE_DIR
 
-PROJECT_FILE = "dvc.yaml"  # what marks the project root, as for the CLI (commands/cli.py)
-ADAPTER, PARAMS, BASE_MODELS = "models", "params.yaml", "models/base"  # under the root
-
-
-def project_root(start: str | Path) -> Path | None:
-    """The first folder at or above ``start`` that holds a dvc.yaml, or None."""
-    start = Path(start).resolve()
-    return next((p for p in (start, *start.parents) if (p / PROJECT_FILE).exists()), None)
+ADAPTER, PARAMS = "models", "params.yaml"  # under the project root
 
 
 def load(adapter: str | Path | None = None, params: str | Path | None = None) -> Predictor:
@@ -29,7 +24,7 @@ def load(adapter: str | Path | None = None, params: str | Path | None = None) ->
     """
     starts = [Path.cwd(), *([Path(params).resolve().parent] if params is not None else [])]
     starts += [Path(adapter)] if adapter is not None else []
-    root = next(filter(None, map(project_root, starts)), None)
+    root = next(filter(None, map(find_project_root, starts)), None)
     if root is None and adapter is None:
         raise LoraSst2Error(
             f"no lora-sst2 project ({PROJECT_FILE}) was found in {Path.cwd()} or any folder "
@@ -38,4 +33,4 @@ def load(adapter: str | Path | None = None, params: str | Path | None = None) ->
     base = root if root is not None else Path.cwd()
     if params is None and (base / PARAMS).exists():
         params = base / PARAMS
-    return Predictor(adapter if adapter is not None else base / ADAPTER, params, base / BASE_MODELS)
+    return Predictor(adapter if adapter is not None else base / ADAPTER, params, base / BASE_DIR)

@@ -8,6 +8,7 @@ import math
 import numpy as np
 import torch
 
+from lora_core.config import TrainConfig
 from lora_core.tokens import TokenizedSplit
 
 
@@ -35,6 +36,11 @@ def count_bucket_batches(n: int, batch_size: int, chunk_batches: int) -> int:
     """How many batches ``bucket_batches`` makes of ``n`` examples, without shuffling."""
     chunk = batch_size * chunk_batches
     return n // chunk * chunk_batches + math.ceil(n % chunk / batch_size)
+
+
+def epoch_steps(examples: int, cfg: TrainConfig) -> int:
+    """Optimizer steps in one epoch of ``examples``: the bucketed batches train makes."""
+    return count_bucket_batches(examples, cfg.batch_size, cfg.bucket_chunk)
 
 
 def sorted_batches(lengths: np.ndarray, batch_size: int) -> list[np.ndarray]:

@@ -13,8 +13,9 @@ import functools
 import hashlib
 import json
 import sys
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import torch
 from safetensors import SafetensorError
@@ -24,15 +25,26 @@ from lora_core.config import TRAIN_READS, Params
 from lora_core.errors import LoraSst2Error
 from lora_core.files import atomic_path, remove_temporaries, write_json
 from lora_core.readers import read_json, sha256
-from lora_core.resume import Snapshot, check_fits
-
-if TYPE_CHECKING:
-    from lora_core.loop import Checkpoints
+from lora_core.snapshot import Snapshot, check_fits
 
 FOLDER = "checkpoint"  # under the models folder (dvc.yaml: models/checkpoint, persist)
 STATE = "state.json"
 FINISHED = {"finished": True}
 UNFINGERPRINTED = ("resume", "checkpoint_every")  # train keys that change no number
+
+
+@dataclass
+class Checkpoints:
+    """When the loop saves its state, who writes it, and the state to continue from.
+
+    ``save`` gets a ``Snapshot`` at the end of every epoch and every ``every`` optimizer
+    steps (with the losses not yet averaged); only rank 0 calls it, but every rank captures
+    (the RNG states are gathered). The loop does no file I/O: ``save`` is the caller's.
+    """
+
+    every: int = 0  # 0: at epoch ends only
+    save: Callable[[Snapshot], None] | None = None
+    resume: Snapshot | None = None
 
 
 def checkpoint_folder(models_dir: str | Path) -> Path:
@@ -151,13 +163,12 @@ def checkpointing(
     """The loop's ``Checkpoints`` for this run: rank 0 saves into ``folder``; every rank
     continues the checkpoint found there when it fits and ``train.resume`` is true. Rank 0
     prints one line when it resumes or starts fresh over a checkpoint it cannot use."""
-    from lora_core.batches import count_bucket_batches
-    from lora_core.loop import Checkpoints
+    from lora_core.batches import epoch_steps
 
     cfg, prints = params.train, fingerprint(params, tokenized, stage_file)
     resume, line = None, None
     if cfg.resume:
-        per_epoch = count_bucket_batches(train_examples, cfg.batch_size, cfg.bucket_chunk)
+        per_epoch = epoch_steps(train_examples, cfg)
         resume, line = load(folder, prints, model, world.size, per_epoch)
     if line and world.main:
         print(line, flush=True)

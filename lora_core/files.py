@@ -1,4 +1,5 @@
-"""Atomic writes: an output is either the old file or the complete new one, never half.
+"""Atomic writes: an output is either the old file or the complete new one, never half;
+and the project's path rules (its root, the folders no output may replace).
 
 Every output is written to a temporary sibling and renamed into place only when all of a
 step's outputs are complete. Nothing here deletes what it did not write: a folder is
@@ -20,7 +21,15 @@ from typing import Any
 
 from lora_core.errors import LoraSst2Error
 
-PROJECT_MARKERS = (".git", ".dvc", "dvc.yaml")
+PROJECT_FILE = "dvc.yaml"  # what marks the project root, as DVC finds its repo
+PROJECT_MARKERS = (".git", ".dvc", PROJECT_FILE)  # any of them: a folder no output replaces
+
+
+def find_project_root(start: Path, markers: tuple[str, ...] = (PROJECT_FILE,)) -> Path | None:
+    """The first folder at or above ``start`` that holds one of ``markers``, or None."""
+    start = start.resolve()
+    found = (p for p in (start, *start.parents) if any((p / m).exists() for m in markers))
+    return next(found, None)
 
 
 def _umask() -> int:

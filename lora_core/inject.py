@@ -105,20 +105,23 @@ def unload_lora(model: nn.Module) -> None:
         setattr(parent, child, getattr(parent, child).base)
 
 
+def trainable_parameters(model: nn.Module) -> dict[str, nn.Parameter]:
+    """The tensors that train (``mark_trainable``'s choice), by name, in the model's order."""
+    return {name: p for name, p in model.named_parameters() if p.requires_grad}
+
+
 def lora_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
     """The adapter: every trainable tensor (LoRA matrices and head), detached, contiguous."""
     if any(layer.merged for layer in lora_layers(model)):
         raise LoraSst2Error("cannot save the adapter of a merged model: call unmerge_lora first")
     return {
-        name: param.detach().contiguous()
-        for name, param in model.named_parameters()
-        if param.requires_grad
+        name: param.detach().contiguous() for name, param in trainable_parameters(model).items()
     }
 
 
 def load_lora_state_dict(model: nn.Module, state_dict: dict[str, torch.Tensor]) -> None:
     """Copy an adapter into a model made the same way; refuse any key or shape mismatch."""
-    params = {name: p for name, p in model.named_parameters() if p.requires_grad}
+    params = trainable_parameters(model)
     missing = sorted(set(params) - set(state_dict))
     unexpected = sorted(set(state_dict) - set(params))
     if missing or unexpected:

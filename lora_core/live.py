@@ -17,6 +17,7 @@ from lora_core.config import TRAIN_READS, Params
 from lora_core.errors import LoraSst2Error
 
 LIVE = "live"  # under the metrics folder: metrics/live/, git-ignored
+CURVES = "train"  # under the metrics folder: metrics/train/, the finished run's copy of it
 TSVS = ("train/loss", "train/lr", "val/accuracy", "val/loss")  # under plots/metrics/, .tsv
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 import resource
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -13,14 +12,16 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from lora_core.batches import bucket_batches, collate, count_bucket_batches
+from lora_core.batches import bucket_batches, collate, epoch_steps
+from lora_core.checkpoint import Checkpoints
 from lora_core.config import TrainConfig
+from lora_core.device import store_frozen_linears
 from lora_core.distributed import World
 from lora_core.errors import LoraSst2Error
+from lora_core.inference import predict_logits
 from lora_core.inject import lora_state_dict
 from lora_core.metrics import accuracy, mean_loss
-from lora_core.resume import Snapshot, capture, restore
-from lora_core.runtime import predict_logits, store_frozen_linears
+from lora_core.snapshot import capture, restore
 from lora_core.step import Step, make_step
 from lora_core.tokens import TokenizedSplit
 
@@ -53,20 +54,6 @@ class TrainResult:
     peak_memory_mb: float = 0.0
     checkpoints: int = 0  # written by this process in this run
     checkpoint_seconds: float = 0.0  # spent capturing and writing them (not in train_seconds)
-
-
-@dataclass
-class Checkpoints:
-    """When the loop saves its state, who writes it, and the state to continue from.
-
-    ``save`` gets a ``Snapshot`` at the end of every epoch and every ``every`` optimizer
-    steps (with the losses not yet averaged); only rank 0 calls it, but every rank captures
-    (the RNG states are gathered). The loop does no file I/O: ``save`` is the caller's.
-    """
-
-    every: int = 0  # 0: at epoch ends only
-    save: Callable[[Snapshot], None] | None = None
-    resume: Snapshot | None = None
 
 
 def _check_finite(losses: torch.Tensor, first_step: int, lr: float) -> list[float]:
@@ -229,7 +216,7 @@ def train_model(
     if frozen_in_compute_dtype:
         store_frozen_linears(model, precision)
     torch.manual_seed(cfg.seed)  # dropout
-    steps_per_epoch = count_bucket_batches(len(train), cfg.batch_size, cfg.bucket_chunk)
+    steps_per_epoch = epoch_steps(len(train), cfg)
     step = make_step(model, cfg, device, precision, steps_per_epoch, world)
     result = TrainResult(processes=world.size)
     progress = progress and world.main

@@ -1,6 +1,6 @@
 """Texts (or sentence pairs) in, each class's probability out: the scoring that
 `lora-sst2 predict` and the Python API (``lora_core.load``) share, on the inference path
-evaluate uses (lora_core/runtime.py)."""
+evaluate uses (lora_core/inference.py)."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ import numpy as np
 
 from lora_core.config import load_params
 from lora_core.errors import LoraSst2Error
+from lora_core.inference import load_for_inference
 from lora_core.metrics import softmax
 from lora_core.pretrained import BASE_DIR, load_tokenizer
-from lora_core.runtime import load_for_inference
 from lora_core.tokens import tokenize
 
 

@@ -1,6 +1,6 @@
 """Reading the project's own files: YAML the way DVC reads it, JSON, UTF-8 text, the class
-names a stage records, a file's sha256. A damaged file is one line naming it, never a
-traceback."""
+names a stage records, a safetensors file's tensors, a file's sha256. A damaged file is one
+line naming it, never a traceback."""
 
 from __future__ import annotations
 
@@ -8,11 +8,14 @@ import hashlib
 import json
 import re
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from lora_core.errors import DataError, LoraSst2Error
+
+if TYPE_CHECKING:  # torch is loaded by load_tensors alone: the data stages never load it
+    import torch
 
 
 class _Loader(yaml.SafeLoader):
@@ -96,3 +99,14 @@ def sha256(path: str | Path) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def load_tensors(path: str | Path) -> dict[str, torch.Tensor]:
+    """A safetensors file's tensors (torch, loaded only here); a damaged file is one line."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError) as err:
+        raise LoraSst2Error(f"{path} is not a readable safetensors file: {err}") from None

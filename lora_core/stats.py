@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import math
 from collections.abc import Iterator
 
@@ -12,8 +10,6 @@ import numpy as np
 from lora_core.metrics import accuracy_of
 
 BOOTSTRAP_SEED = 0  # fixed: the same predictions give the same interval, byte for byte
-PREDICTIONS = "predictions/test.csv"  # under metrics/: in git, so the gate can pair commits
-PREDICTION_COLUMNS = ("index", "label", "predicted", "probability")
 
 
 def class_count(*ids: np.ndarray) -> int:
@@ -100,16 +96,3 @@ def flips(base: np.ndarray, head: np.ndarray, labels: np.ndarray) -> tuple[int, 
     """(fixed, broken): examples base got wrong and head right, and the other way round."""
     base_right, head_right = base == labels, head == labels
     return int((~base_right & head_right).sum()), int((base_right & ~head_right).sum())
-
-
-def read_predictions(text: str) -> tuple[np.ndarray, np.ndarray]:
-    """(labels, predicted) from ``predictions_csv``'s text; a damaged file is a ValueError."""
-    rows = list(csv.DictReader(io.StringIO(text)))
-    if not rows or tuple(rows[0]) != PREDICTION_COLUMNS:
-        raise ValueError("not a predictions file")
-    try:
-        if [int(r["index"]) for r in rows] != list(range(len(rows))):
-            raise ValueError("indices are not 0..n-1")
-        return tuple(np.array([int(r[c]) for r in rows]) for c in ("label", "predicted"))
-    except (TypeError, KeyError):  # a row cut short: DictReader fills it with None
-        raise ValueError("a row is cut short") from None

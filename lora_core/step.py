@@ -11,13 +11,14 @@ from torch import nn
 
 from lora_core.batches import model_inputs
 from lora_core.config import TrainConfig
+from lora_core.device import autocast, to_device
 from lora_core.distributed import World
-from lora_core.runtime import autocast, to_device
+from lora_core.inject import trainable_parameters
 
 
 def optimizer_for(model: nn.Module, cfg: TrainConfig, device: torch.device):
     """AdamW over the trainable tensors: weight decay on matrices, none on biases and norms."""
-    params = [p for p in model.parameters() if p.requires_grad]  # frozen weights: no state
+    params = list(trainable_parameters(model).values())  # frozen weights: no state
     groups = [
         {"params": [p for p in params if p.ndim >= 2], "weight_decay": cfg.weight_decay},
         {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0},
@@ -100,7 +101,7 @@ def make_step(
         optimizer=optimizer,
         scheduler=schedule(optimizer, cfg.epochs * steps_per_epoch, cfg.warmup_ratio),
         scaler=torch.amp.GradScaler(device.type, enabled=precision == "fp16"),
-        trainable=[p for p in model.parameters() if p.requires_grad],
+        trainable=list(trainable_parameters(model).values()),
         device=device,
         precision=precision,
         max_grad_norm=cfg.max_grad_norm,

@@ -7,9 +7,9 @@ import sys
 
 from lora_core.config import load_params
 from lora_core.errors import exit_on_user_error
+from lora_core.eval_outputs import write_evaluation
 from lora_core.files import staged
-from lora_core.outputs import write_evaluation
-from lora_core.runtime import load_for_inference
+from lora_core.inference import load_for_inference
 from lora_core.tokens import load_tokenized
 
 

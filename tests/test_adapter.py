@@ -8,7 +8,8 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from lora_core.adapter import AdapterConfig, read_adapter, write_adapter
+from lora_core.adapter import read_adapter, write_adapter
+from lora_core.adapter_config import AdapterConfig
 from lora_core.config import ConfigError, Params
 from lora_core.errors import LoraSst2Error
 

@@ -4,7 +4,14 @@ import numpy as np
 import pytest
 import torch
 
-from lora_core.batches import bucket_batches, collate, count_bucket_batches, sorted_batches
+from lora_core.batches import (
+    bucket_batches,
+    collate,
+    count_bucket_batches,
+    epoch_steps,
+    sorted_batches,
+)
+from lora_core.config import TrainConfig
 from lora_core.tokens import TokenizedSplit
 
 LENGTHS = np.random.default_rng(0).integers(3, 60, size=1000)
@@ -44,6 +51,8 @@ def test_bucket_batches_sort_by_length_within_a_chunk():
 def test_count_bucket_batches_matches_the_batches_made(n, batch_size, chunk_batches):
     batches = bucket_batches(np.ones(n, dtype=np.int64), batch_size, chunk_batches, 0, 1)
     assert count_bucket_batches(n, batch_size, chunk_batches) == len(batches)
+    cfg = TrainConfig(batch_size=batch_size, bucket_chunk=chunk_batches)
+    assert epoch_steps(n, cfg) == len(batches)
 
 
 def test_sorted_batches_and_collate_pad_per_batch():

@@ -6,9 +6,10 @@ import pytest
 import torch
 
 from lora_core import checkpoint as ckpt
+from lora_core.checkpoint import Checkpoints
 from lora_core.config import LoraConfig, ModelConfig, TrainConfig
 from lora_core.files import remove_temporaries
-from lora_core.loop import Checkpoints, train_model
+from lora_core.loop import train_model
 from lora_core.model import build_classifier
 from lora_core.pretrained import load_tokenizer
 from lora_core.tokens import tokenize

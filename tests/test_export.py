@@ -10,8 +10,9 @@ from peft import PeftModel
 from safetensors.torch import load_file
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-from lora_core.adapter import EXPORT_MARKER, load_trained
+from lora_core.adapter import load_trained
 from lora_core.commands import cli
+from lora_core.peft import EXPORT_MARKER
 from lora_core.pretrained import quiet_transformers
 from tests.conftest import snapshot, work_copy
 from tests.test_infer import (

@@ -11,7 +11,8 @@ import pytest
 import torch
 from transformers import AutoTokenizer
 
-from lora_core.adapter import AdapterConfig, load_trained, write_adapter
+from lora_core.adapter import load_trained, write_adapter
+from lora_core.adapter_config import AdapterConfig
 from lora_core.commands import cli
 from lora_core.commands.predict import Predictor, json_line, plain_line, prediction
 from lora_core.config import LoraConfig, ModelConfig
@@ -40,9 +41,9 @@ def _predict(capsys, *args):
 def _expected(project, texts):
     """Each text's class probabilities, straight from the merged model: what predict reports."""
     from lora_core.config import load_params
+    from lora_core.inference import load_for_inference
     from lora_core.metrics import softmax
     from lora_core.pretrained import load_tokenizer
-    from lora_core.runtime import load_for_inference
     from lora_core.tokens import tokenize
 
     inference = load_for_inference(project / "models", load_params(project / "params.yaml"))

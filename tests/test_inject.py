@@ -16,6 +16,7 @@ from lora_core import (
     merge_lora,
     unmerge_lora,
 )
+from lora_core.inject import trainable_parameters
 from tests.tiny import tiny_classifier
 
 INPUT_IDS = torch.tensor([[2, 5, 9, 14, 20, 3, 0, 0], [2, 7, 8, 11, 12, 13, 16, 3]])
@@ -170,6 +171,9 @@ def test_mark_trainable_counts(mode, pooler, expected):
         inject_lora(model, r=4, alpha=16.0)
     mark_trainable(model, mode=mode, train_pooler=pooler)
     assert count_parameters(model)[0] == expected
+    trains = trainable_parameters(model)
+    assert sum(p.numel() for p in trains.values()) == expected
+    assert list(trains) == [n for n, p in model.named_parameters() if p.requires_grad]
 
 
 def test_lora_state_dict_has_exactly_adapter_and_head_keys():

@@ -10,10 +10,10 @@ from lora_core.inject import lora_state_dict
 from lora_core.layer import LoRALinear
 from lora_core.loop import TrainResult, train_model
 from lora_core.model import build_classifier
-from lora_core.outputs import best_epoch_line
 from lora_core.pretrained import load_tokenizer
 from lora_core.step import make_step
 from lora_core.tokens import tokenize
+from lora_core.train_outputs import best_epoch_line
 from tests.tiny import tiny_sentences, write_tiny_model
 
 

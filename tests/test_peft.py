@@ -10,14 +10,15 @@ from safetensors import safe_open
 from safetensors.torch import load_file
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-from lora_core.adapter import EXPORT_MARKER, AdapterConfig, load_trained, write_adapter
+from lora_core.adapter import load_trained, write_adapter
+from lora_core.adapter_config import AdapterConfig
 from lora_core.commands import cli
 from lora_core.config import LoraConfig, ModelConfig
 from lora_core.errors import ConfigError, LoraSst2Error
+from lora_core.inference import load_for_inference
 from lora_core.inject import lora_state_dict
 from lora_core.model import build_classifier
-from lora_core.peft_read import from_peft
-from lora_core.runtime import load_for_inference
+from lora_core.peft import EXPORT_MARKER, from_peft
 from tests.conftest import snapshot, work_copy
 
 BASE = "sentence-transformers/all-MiniLM-L6-v2"

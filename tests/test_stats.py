@@ -12,7 +12,6 @@ from lora_core.stats import (
     flips,
     mcnemar_exact,
     paired_bootstrap_p,
-    read_predictions,
 )
 
 LABELS = np.array([1, 0] * 50)  # (100,)
@@ -90,14 +89,3 @@ def test_mcnemar_textbook_value():
 def test_flips_count_each_way():
     labels = np.array([1, 1, 0, 0])
     assert flips(np.array([1, 0, 1, 0]), np.array([0, 1, 0, 0]), labels) == (2, 1)
-
-
-def test_read_predictions_round_trip_and_damage():
-    labels, predicted = read_predictions(
-        "index,label,predicted,probability\n0,1,0,0.2\n1,0,0,0.1\n"
-    )
-    assert labels.tolist() == [1, 0] and predicted.tolist() == [0, 0]
-    with pytest.raises(ValueError):
-        read_predictions("index,label\n0,1\n")
-    with pytest.raises(ValueError):
-        read_predictions("index,label,predicted,probability\n1,1,0,0.2\n")

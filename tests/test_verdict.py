@@ -10,7 +10,8 @@ import pytest
 from lora_core.commands import gate, verdict
 from lora_core.commands.paired import Paired, pair
 from lora_core.config import GateConfig
-from lora_core.stats import paired_bootstrap_p, read_predictions
+from lora_core.eval_outputs import read_predictions
+from lora_core.stats import paired_bootstrap_p
 
 DEFAULTS = GateConfig()  # max_drop: test.accuracy 0.005, test.f1 0.01
 LABELS = np.arange(30) % 3  # (30,)

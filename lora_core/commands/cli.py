@@ -10,6 +10,8 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 from lora_core.errors import LoraSst2Error, guarded
+from lora_core.files import PROJECT_FILE, find_project_root
+from lora_core.pretrained import BASE_DIR
 
 # Each module adds its sub-commands with register(subparsers); each sets `run=` a function
 # that takes the parsed args and returns the exit status.
@@ -17,8 +19,6 @@ COMMAND_MODULES = tuple(
     f"lora_core.commands.{name}"
     for name in ("predict", "export", "info", "fresh", "gate", "report", "compare")
 )
-PROJECT_FILE = "dvc.yaml"  # what marks the project root, as DVC finds its repo
-BASE_MODELS = "models/base"  # the base models' local mirror, under the project root
 
 
 def package_version() -> str:
@@ -39,13 +39,6 @@ def build_parser() -> argparse.ArgumentParser:
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(subparsers)
     return parser
-
-
-def find_project_root(start: Path, markers: tuple[str, ...] = (PROJECT_FILE,)) -> Path | None:
-    """The first folder at or above ``start`` that holds one of ``markers``, or None."""
-    start = start.resolve()
-    found = (p for p in (start, *start.parents) if any((p / m).exists() for m in markers))
-    return next(found, None)
 
 
 def _project_of(args: argparse.Namespace) -> Path | None:
@@ -79,7 +72,7 @@ def apply_project_defaults(args: argparse.Namespace) -> None:
         if getattr(args, option) is None:
             setattr(args, option, os.path.relpath(base / path))
             args.defaulted.add(option)
-    args.project_root, args.base_dir = root, os.path.relpath(base / BASE_MODELS)
+    args.project_root, args.base_dir = root, os.path.relpath(base / BASE_DIR)
 
 
 def run_command(args: argparse.Namespace) -> int:

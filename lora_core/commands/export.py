@@ -6,15 +6,21 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from lora_core.adapter import EXPORT_MARKER, AdapterConfig, load_trained, write_peft
-from lora_core.commands.cli import find_project_root
+from lora_core.adapter import load_trained
+from lora_core.adapter_config import AdapterConfig
 from lora_core.commands.dvcrun import run
 from lora_core.errors import LoraSst2Error
-from lora_core.files import PROJECT_MARKERS, atomic_dir, check_replaceable, json_text
+from lora_core.files import (
+    PROJECT_MARKERS,
+    atomic_dir,
+    check_replaceable,
+    find_project_root,
+    json_text,
+)
+from lora_core.inference import load_for_inference
 from lora_core.inject import lora_state_dict, unload_lora
-from lora_core.peft_format import module_kinds, to_peft
+from lora_core.peft import EXPORT_MARKER, module_kinds, to_peft, write_peft
 from lora_core.pretrained import BASE_DIR, load_tokenizer, quiet_transformers
-from lora_core.runtime import load_for_inference
 
 PIPELINE_DIRS = ("data", "models", "metrics", ".dvc", ".git")
 

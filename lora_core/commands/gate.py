@@ -21,8 +21,9 @@ from lora_core.commands.paired import Paired, pair
 from lora_core.commands.verdict import diff_rows, format_report, nothing_to_compare
 from lora_core.config import load_params
 from lora_core.errors import LoraSst2Error
+from lora_core.eval_outputs import PREDICTIONS, read_predictions
+from lora_core.live import live_folder
 from lora_core.readers import read_json
-from lora_core.stats import PREDICTIONS, read_predictions
 
 
 def _commit(rev: str) -> str:
@@ -63,7 +64,7 @@ def paired_predictions(rev: str, resamples: int) -> Paired | str:
 
 # Not this model's results: DVCLive's view of a run in progress (git-ignored), and the TF-IDF
 # baseline (its test.accuracy would be gated, and paired, as the model's; `lora-sst2 compare`).
-NOT_GATED = ("metrics/live/", f"metrics/{BASELINE}")
+NOT_GATED = (f"{live_folder('metrics').as_posix()}/", f"metrics/{BASELINE}")
 
 
 def run_gate(args: argparse.Namespace) -> int:

@@ -16,7 +16,7 @@ import numpy as np
 from lora_core.commands.dvcrun import dvc_json
 from lora_core.errors import LoraSst2Error
 from lora_core.files import atomic_write_text
-from lora_core.metrics import figure, save_figure
+from lora_core.plots import figure, save_figure
 from lora_core.readers import read_json
 
 SEEDS = ("train.seed", "data.seed")

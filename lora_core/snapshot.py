@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from lora_core.distributed import World
+from lora_core.inject import trainable_parameters
 
 
 @dataclass
@@ -39,10 +40,6 @@ class Snapshot:
         """This rank's losses of the unfinished loss window, as the loop held them."""
         saved = self.tensors.get(f"window.{rank}")
         return [] if saved is None else [v.to(device) for v in saved.unbind()]
-
-
-def trainable(model: nn.Module) -> dict[str, nn.Parameter]:
-    return {name: p for name, p in model.named_parameters() if p.requires_grad}
 
 
 def _rng(world: World) -> tuple[dict[str, torch.Tensor], dict]:
@@ -107,7 +104,9 @@ def capture(step, result, done: int, world: World, window: list[torch.Tensor]) -
         stacked = world.gather(torch.stack(window).detach())
         rng_tensors.update({f"window.{rank}": w for rank, w in enumerate(stacked)})
     optim_tensors, optim_state = _optimizer(step.optimizer)
-    tensors = {f"param.{k}": v.detach().cpu().clone() for k, v in trainable(step.model).items()}
+    tensors = {
+        f"param.{k}": v.detach().cpu().clone() for k, v in trainable_parameters(step.model).items()
+    }
     tensors.update({f"best.{k}": v for k, v in result.best_state.items()})
     tensors.update(optim_tensors)
     tensors.update(rng_tensors)
@@ -134,7 +133,7 @@ def capture(step, result, done: int, world: World, window: list[torch.Tensor]) -
 def check_fits(snapshot: Snapshot, model: nn.Module, processes: int) -> str | None:
     """Why ``snapshot`` cannot continue training ``model``, or None when it can."""
     try:
-        params = trainable(model)
+        params = trainable_parameters(model)
         for name, p in params.items():
             saved = snapshot.tensors[f"param.{name}"]
             if saved.shape != p.shape or saved.dtype != p.dtype:
@@ -158,7 +157,7 @@ def restore(snapshot: Snapshot, step, result, world: World) -> None:
     if snapshot.state["scaler"]:
         step.scaler.load_state_dict(snapshot.state["scaler"])
     with torch.no_grad():
-        for name, p in trainable(step.model).items():
+        for name, p in trainable_parameters(step.model).items():
             p.copy_(snapshot.tensors[f"param.{name}"])
     saved = snapshot.state["result"]
     result.curve = list(saved["curve"])

@@ -1,4 +1,4 @@
-"""What evaluate writes (outputs.write_evaluation): eval.json's keys, predictions, plots."""
+"""What evaluate writes (eval_outputs.write_evaluation): eval.json's keys, predictions, plots."""
 
 import json
 
@@ -6,10 +6,9 @@ import numpy as np
 import pytest
 
 from lora_core.errors import LoraSst2Error
+from lora_core.eval_outputs import predictions_csv, read_predictions, write_evaluation
 from lora_core.files import staged
 from lora_core.metrics import roc_points, softmax
-from lora_core.outputs import predictions_csv, write_evaluation
-from lora_core.stats import read_predictions
 
 SPLIT_KEYS = {"accuracy", "macro_f1", "mcc", "loss", "examples", "per_class"}
 BINARY_KEYS = SPLIT_KEYS | {"f1", "precision", "recall"}
@@ -88,3 +87,14 @@ def test_predictions_csv_probability_is_p1_for_two_classes_else_the_predicted(cl
     read_labels, read_predicted = read_predictions("\n".join(rows) + "\n")
     assert read_labels.tolist() == labels.tolist()
     assert read_predicted.tolist() == predicted.tolist()
+
+
+def test_read_predictions_round_trip_and_damage():
+    labels, predicted = read_predictions(
+        "index,label,predicted,probability\n0,1,0,0.2\n1,0,0,0.1\n"
+    )
+    assert labels.tolist() == [1, 0] and predicted.tolist() == [0, 0]
+    with pytest.raises(ValueError):
+        read_predictions("index,label\n0,1\n")
+    with pytest.raises(ValueError):
+        read_predictions("index,label,predicted,probability\n1,1,0,0.2\n")

@@ -1,7 +1,7 @@
-"""PEFT's adapter format, theirs to ours: a parsed adapter_config.json and its tensors as our
-state dict and AdapterConfig's fields, refusing in one line what we cannot represent.
-
-Conversion only, by hand: adapter.py reads the files (peft_format.py converts the other way).
+"""PEFT's adapter format, by hand (PEFT itself is never imported, so it is no dependency):
+its two files and our export's marker, our tensors and config to theirs as
+``get_peft_model(...).save_pretrained()`` writes them for a sequence classifier, and theirs
+back to ours, refusing in one line what we cannot represent.
 """
 
 from __future__ import annotations
@@ -9,15 +9,28 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors.torch import save_file
+from torch import nn
 
+from lora_core.adapter_config import PEFT_CONFIG, PEFT_WEIGHTS, AdapterConfig
 from lora_core.config import MAX_RANK, LoraConfig, ModelConfig
 from lora_core.errors import ConfigError, LoraSst2Error, errors_from
-from lora_core.peft_format import CLASSIFIER, LORA_LEAVES, POOLERS, PREFIX
+from lora_core.files import json_text
+from lora_core.inject import _matches as target_matches
+from lora_core.layer import LoRALinear
 from lora_core.pretrained import LABELS
+from lora_core.readers import load_tensors, read_json
 
+# Marks a folder as our export, ours to replace, and says what PEFT's files cannot.
+EXPORT_MARKER = "lora-sst2-export.json"
+PREFIX = "base_model.model."  # PeftModel -> LoraModel -> the transformers model
+LORA_LEAVES = ("lora_A", "lora_B")
+CLASSIFIER = ["classifier", "score"]  # what PEFT adds to modules_to_save for SEQ_CLS
+POOLERS = ("pooler", "bert.pooler")
 HEAD_WEIGHTS = ("classifier.weight", "classifier.out_proj.weight", "score.weight")  # (N, hidden)
 # Keys whose value does not change the model PEFT loads (bookkeeping and init-only settings).
 IGNORED = {
@@ -35,6 +48,86 @@ DEFAULTS = {
     "modules_to_save": None,
 }
 INITS = (True, False, "gaussian")  # init-only: the saved weights replace what they drew
+
+
+def module_kinds(model: nn.Module) -> dict[str, str]:
+    """Module name -> class name, as PEFT sees the base model (a LoRALinear is its Linear)."""
+    lora = {name for name, m in model.named_modules() if isinstance(m, LoRALinear)}
+    inside = tuple(f"{name}." for name in lora)
+    return {
+        name: "Linear" if name in lora or isinstance(m, nn.Linear) else type(m).__name__
+        for name, m in model.named_modules()
+        if not name.startswith(inside)
+    }
+
+
+def _saved_by_peft(name: str, saved: list[str]) -> bool:
+    # PEFT never puts LoRA inside a module it saves whole (modules_to_save).
+    return any(re.match(rf"(^|.*\.){m}($|\..*)", name) for m in saved)
+
+
+def _check_targets(
+    state: Mapping[str, torch.Tensor], targets, modules: Mapping[str, str], saved: list[str]
+) -> None:
+    """PEFT must put LoRA exactly where we did, given the same target_modules."""
+    ours = {k.rsplit(".", 1)[0] for k in state if k.rsplit(".", 1)[-1] in LORA_LEAVES}
+    whole = sorted(n for n in ours if _saved_by_peft(n, saved))
+    if whole:
+        raise LoraSst2Error(
+            f"lora.targets = {targets!r} adapts {whole[0]}, which PEFT trains whole and never "
+            "adapts: keep the classifier (and the pooler with train_pooler) out of lora.targets"
+        )
+    # inject's rule is PEFT's check_target_module_exists: a full regex, or name suffixes.
+    peft = {n for n in modules if target_matches(n, targets) and not _saved_by_peft(n, saved)}
+    extra = sorted(peft - ours)
+    if extra:
+        raise LoraSst2Error(
+            f"lora.targets = {targets!r} also matches {extra[0]!r} ({modules[extra[0]]}), "
+            "which PEFT would adapt too: let lora.targets match nn.Linear layers only"
+        )
+
+
+def to_peft(
+    state: Mapping[str, torch.Tensor], config: AdapterConfig, modules: Mapping[str, str]
+) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """PEFT's tensors and adapter_config.json for our adapter; ``modules`` from module_kinds."""
+    if config.mode != "lora":
+        raise LoraSst2Error(
+            f"the adapter's mode is {config.mode!r}, and PEFT's format holds LoRA adapters "
+            "(mode 'lora') only: export this one with --merged"
+        )
+    saved = (["pooler"] if config.train_pooler else []) + CLASSIFIER
+    targets = config.lora.targets
+    _check_targets(state, targets, modules, saved)
+    tensors = {}
+    for key, value in sorted(state.items()):
+        weight = ".weight" if key.rsplit(".", 1)[-1] in LORA_LEAVES else ""  # X.lora_A.weight
+        tensors[PREFIX + key + weight] = value.detach().cpu().contiguous()
+    lora = config.lora
+    # Only keys that PEFT has read since 0.9 (older PEFT refuses keys it does not know);
+    # PEFT fills in its defaults for the rest. Sorted, as PEFT writes them.
+    peft_config = {
+        "alpha_pattern": {},
+        "base_model_name_or_path": config.base_model,
+        "bias": "none",
+        "fan_in_fan_out": False,
+        "inference_mode": True,
+        "init_lora_weights": True,
+        "layers_pattern": None,
+        "layers_to_transform": None,
+        "lora_alpha": lora.alpha,
+        "lora_dropout": lora.dropout,
+        "modules_to_save": saved,
+        "peft_type": "LORA",
+        "r": lora.r,
+        "rank_pattern": {},
+        "revision": None,
+        "target_modules": targets if isinstance(targets, str) else list(targets),
+        "task_type": "SEQ_CLS",
+        "use_dora": False,
+        "use_rslora": lora.rslora,
+    }
+    return tensors, peft_config
 
 
 def _is_int(value: Any) -> bool:
@@ -81,7 +174,7 @@ def _rules(raw: dict) -> list[tuple[str, bool, str]]:
     return rules
 
 
-def _adapter_config(raw: Any) -> dict[str, Any]:
+def _adapter_fields(raw: Any) -> dict[str, Any]:
     """Our config's fields for a parsed adapter_config.json; what we cannot represent is
     refused."""
     if not isinstance(raw, dict):
@@ -149,12 +242,12 @@ def from_peft(
     config_source: str,
     weights_source: str,
     marker: Any = None,
-    marker_source: str = "lora-sst2-export.json",
-) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """Our state dict and AdapterConfig's fields for PEFT's parsed adapter_config.json and
-    tensors, with the class names and text columns of our export's parsed ``marker``."""
+    marker_source: str = EXPORT_MARKER,
+) -> tuple[dict[str, torch.Tensor], AdapterConfig]:
+    """Our state dict and AdapterConfig for PEFT's parsed adapter_config.json and tensors,
+    with the class names and text columns of our export's parsed ``marker``."""
     with errors_from(config_source):
-        fields = _adapter_config(raw)
+        fields = _adapter_fields(raw)
     state = {}
     for key, value in tensors.items():
         parts = key.removeprefix(PREFIX).split(".")
@@ -167,4 +260,29 @@ def from_peft(
             )
         state[".".join(parts[:-1]) if lora else ".".join(parts)] = value
     with errors_from(marker_source):
-        return state, {**fields, **_task(marker, _classes(state))}
+        task = _task(marker, _classes(state))
+    try:
+        return state, AdapterConfig(**{**fields, **task})
+    except ConfigError as err:  # named after the file the refused value came from
+        source = marker_source if marker is not None and err.key in task else config_source
+        raise ConfigError(f"{source}: {err}") from None
+
+
+def write_peft(folder: Path, tensors: dict[str, torch.Tensor], peft_config: dict) -> None:
+    """Write PEFT's two files into ``folder`` (a temporary one: see files.atomic_dir)."""
+    save_file(tensors, str(folder / PEFT_WEIGHTS), metadata={"format": "pt"})
+    (folder / PEFT_CONFIG).write_text(json_text(peft_config), encoding="utf-8")
+
+
+def read_peft(folder: Path) -> tuple[dict[str, torch.Tensor], AdapterConfig]:
+    """The adapter in a PEFT folder as our state dict and config, one clear error if not;
+    the class names and text columns come from our export's marker when it has one."""
+    weights, config_path, marker = (folder / n for n in (PEFT_WEIGHTS, PEFT_CONFIG, EXPORT_MARKER))
+    for path in (config_path, weights):
+        if not path.is_file():
+            raise LoraSst2Error(
+                f"no adapter in {folder}/: it holds a PEFT adapter without {path.name}"
+            )
+    task = read_json(marker) if marker.is_file() else None
+    sources = (str(config_path), str(weights), task, str(marker))
+    return from_peft(read_json(config_path), load_tensors(weights), *sources)

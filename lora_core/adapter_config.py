@@ -1,0 +1,98 @@
+"""An adapter folder's file names (ours and PEFT's) and AdapterConfig: what loading needs
+to rebuild the model an adapter was trained on (``adapter.json``), checked by the same rules
+as params.yaml's sections.
+
+A leaf: the adapter's files (adapter.py) and PEFT's format (peft.py) both build on it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+from lora_core.config import MAX_LENGTH, MODES, LoraConfig, ModelConfig, Params, Section, build
+from lora_core.errors import check_keys, errors_from
+from lora_core.pretrained import LABELS
+from lora_core.tokens import Task
+
+WEIGHTS, CONFIG = "adapter.safetensors", "adapter.json"
+PEFT_WEIGHTS, PEFT_CONFIG = "adapter_model.safetensors", "adapter_config.json"  # PEFT's
+LENGTHS = f"must be an integer from 2 to {MAX_LENGTH}"
+FORMAT = 1
+
+
+@dataclass(frozen=True)
+class AdapterConfig(Section):
+    """What loading needs to rebuild the model an adapter was trained on (``adapter.json``),
+    checked by the same rules as params.yaml's sections."""
+
+    base_model: str
+    max_length: int
+    mode: str
+    train_pooler: bool
+    lora: LoraConfig
+    labels: tuple[str, ...] = LABELS  # class names in id order
+    text_columns: tuple[str, ...] = ("sentence",)  # one text, or a sentence pair
+    format: int = FORMAT
+
+    @classmethod
+    def from_params(cls, params: Params, task: Task | None = None) -> AdapterConfig:
+        """The config of an adapter trained with ``params`` on ``task``'s classes."""
+        m, t = params.model, params.train
+        task = task or Task(LABELS, ("sentence",))
+        return cls(
+            m.name,
+            m.max_length,
+            t.mode,
+            t.train_pooler,
+            params.lora,
+            task.labels,
+            task.text_columns,
+        )
+
+    @classmethod
+    def from_json(cls, raw: Any, source: str) -> AdapterConfig:
+        """Validate a parsed adapter.json like params.yaml; errors start with ``source``."""
+        names = [f.name for f in dataclasses.fields(cls)]
+        optional = ("text_columns",)  # absent before sentence pairs: one text column
+        with errors_from(source):
+            check_keys(raw, names, [n for n in names if n not in optional], "key", "keys")
+            lora = raw["lora"]
+            if isinstance(lora, dict) and "dropout_mode" not in lora:
+                lora = {**lora, "dropout_mode": "element"}  # written before the key: PEFT's
+            return cls(**{**raw, "lora": build(LoraConfig, "lora", lora)})
+
+    def check(self) -> None:
+        """Refuse, by key, a value that no model can be rebuilt from."""
+        self.require("format", self.format == FORMAT, f"this version reads {FORMAT}")
+        self.require("base_model", bool(self.base_model.strip()), "must be a model id")
+        self.require("max_length", 2 <= self.max_length <= MAX_LENGTH, LENGTHS)
+        self.require("mode", self.mode in MODES, f"use {', '.join(MODES)}")
+        ok = len(self.labels) >= 2 and _distinct_names(self.labels)
+        self.require("labels", ok, "must list two or more distinct class names")
+        ok = len(self.text_columns) in (1, 2) and _distinct_names(self.text_columns)
+        self.require("text_columns", ok, "must list one or two distinct column names")
+
+    def to_json(self) -> dict:
+        """The adapter.json mapping (key order as written since format 1)."""
+        lora = dataclasses.asdict(self.lora)
+        targets = lora["targets"]
+        return {
+            "format": self.format,
+            "base_model": self.base_model,
+            "max_length": self.max_length,
+            "mode": self.mode,
+            "train_pooler": self.train_pooler,
+            "labels": list(self.labels),
+            "text_columns": list(self.text_columns),
+            "lora": {**lora, "targets": targets if isinstance(targets, str) else list(targets)},
+        }
+
+    def model_config(self) -> ModelConfig:
+        """The base model and length as params.yaml's model section."""
+        return ModelConfig(name=self.base_model, max_length=self.max_length)
+
+
+def _distinct_names(names: tuple[str, ...]) -> bool:
+    return len(set(names)) == len(names) and all(n.strip() for n in names)
