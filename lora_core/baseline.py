@@ -16,7 +16,7 @@ from lora_core import metrics as m
 from lora_core.data import SPLITS, Examples, read_examples, read_summary
 from lora_core.errors import DataError
 from lora_core.files import Staged, json_text
-from lora_core.stats import PREDICTION_COLUMNS, bootstrap_intervals
+from lora_core.scores import predictions_csv, scores_with_intervals
 
 NGRAMS = (1, 2)  # word unigrams and bigrams, sublinear tf: the classic strong baseline
 C_GRID = (0.25, 1.0, 4.0, 16.0, 64.0)  # inverse L2 strength; ties go to the smaller C
@@ -88,30 +88,6 @@ def fit_baseline(
     logits = {"val": _logits(fitted[best], x_val, classes)}
     logits["test"] = _logits(fitted[best], x_test, classes)
     return Baseline(best, val, x_train.shape[1], logits)
-
-
-def scores_with_intervals(
-    logits: np.ndarray, labels: np.ndarray, resamples: int, names: tuple[str, ...]
-) -> dict:
-    """eval.json's test entry: metrics plus the same seeded 95% bootstrap intervals.
-    (outputs.test_scores, without its torch imports; a test holds the two equal.)"""
-    scores = m.classification_metrics(logits, labels, names)
-    intervals = bootstrap_intervals(logits.argmax(axis=1), labels, resamples, len(names))
-    for name, (low, high) in intervals.items():
-        scores[f"{name}_ci95_low"] = round(low, m.DIGITS)
-        scores[f"{name}_ci95_high"] = round(high, m.DIGITS)
-    return scores
-
-
-def predictions_csv(logits: np.ndarray, labels: np.ndarray) -> str:
-    """evaluate's predictions file, column for column (outputs.predictions_csv's bytes)."""
-    probs, predicted = m.softmax(logits), logits.argmax(axis=1)
-    two = logits.shape[1] == 2
-    probability = probs[:, 1] if two else probs[np.arange(len(probs)), predicted]
-    rows = [
-        f"{i},{y},{p},{q:.6f}" for i, (y, p, q) in enumerate(zip(labels, predicted, probability))
-    ]
-    return "\n".join([",".join(PREDICTION_COLUMNS), *rows]) + "\n"
 
 
 def run_baseline(

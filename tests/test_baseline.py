@@ -11,15 +11,12 @@ import numpy as np
 import pytest
 import yaml
 
-from lora_core import outputs
 from lora_core.baseline import (
     BASELINE,
     BASELINE_PREDICTIONS,
     _analyzer,
     fit_baseline,
-    predictions_csv,
     run_baseline,
-    scores_with_intervals,
 )
 from lora_core.commands.compare import compare_lines
 from lora_core.commands.paired import pair
@@ -27,7 +24,7 @@ from lora_core.config import Params
 from lora_core.data import Examples, write_examples
 from lora_core.files import staged, write_json
 from lora_core.metrics import classification_metrics
-from lora_core.stats import PREDICTIONS, read_predictions
+from lora_core.scores import PREDICTIONS, predictions_csv, read_predictions, scores_with_intervals
 from stages import baseline as stage
 from tests.conftest import lora
 
@@ -104,14 +101,6 @@ def test_three_classes_score_every_class_with_lbfgs():
     assert fit.val_accuracy[100.0] == 1.0
 
 
-def test_scores_and_predictions_are_evaluates_exactly():
-    logits = np.array([[0.0, 2.0], [0.0, -1.0], [0.0, 0.5], [0.0, -3.0], [0.0, 1.0]])
-    labels = np.array([1, 0, 0, 0, 1])
-    ours = scores_with_intervals(logits, labels, RESAMPLES, NAMES)
-    assert ours == outputs.test_scores(logits, labels, RESAMPLES, NAMES)
-    assert predictions_csv(logits, labels) == outputs.predictions_csv(logits, labels)
-
-
 def test_run_baseline_writes_evaluates_keys_and_predictions(tmp_path):
     prepared = write_prepared(tmp_path / "prepared", SPLITS)
     with staged() as out:
@@ -120,7 +109,7 @@ def test_run_baseline_writes_evaluates_keys_and_predictions(tmp_path):
     assert written == scores
     assert set(written) == {"val", "test", "fit"}
     model_val = classification_metrics(fit.logits["val"], np.array(VAL.labels), NAMES)
-    model_test = outputs.test_scores(fit.logits["test"], np.array(TEST.labels), RESAMPLES, NAMES)
+    model_test = scores_with_intervals(fit.logits["test"], np.array(TEST.labels), RESAMPLES, NAMES)
     assert set(written["val"]) == set(model_val) and set(written["test"]) == set(model_test)
     assert written["fit"]["C"] == fit.c == 4.0 and written["test"]["accuracy"] == 0.75
     assert written["fit"]["val_accuracy_per_C"] == [0.333333, 0.5, 1.0, 1.0, 1.0]
@@ -153,8 +142,8 @@ def both(tmp_path) -> Path:
     labels = np.array(big.labels)
     model = np.where(np.arange(40) % 8 == 0, 1 - labels, labels)  # 5 wrong of 40
     logits = np.eye(2)[model] * 3.0
-    (metrics / PREDICTIONS).write_text(outputs.predictions_csv(logits, labels))
-    scores = {"test": outputs.test_scores(logits, labels, RESAMPLES, NAMES)}
+    (metrics / PREDICTIONS).write_text(predictions_csv(logits, labels))
+    scores = {"test": scores_with_intervals(logits, labels, RESAMPLES, NAMES)}
     write_json(metrics / "eval.json", scores)
     params = tmp_path / "params.yaml"
     params.write_text(yaml.safe_dump(Params().to_dict()), encoding="utf-8")

@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 
 from lora_core.errors import LoraSst2Error
-from lora_core.eval_outputs import predictions_csv, read_predictions, write_evaluation
+from lora_core.eval_outputs import write_evaluation
 from lora_core.files import staged
 from lora_core.metrics import roc_points, softmax
+from lora_core.scores import predictions_csv, read_predictions
 
 SPLIT_KEYS = {"accuracy", "macro_f1", "mcc", "loss", "examples", "per_class"}
 BINARY_KEYS = SPLIT_KEYS | {"f1", "precision", "recall"}

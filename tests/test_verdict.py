@@ -10,7 +10,7 @@ import pytest
 from lora_core.commands import gate, verdict
 from lora_core.commands.paired import Paired, pair
 from lora_core.config import GateConfig
-from lora_core.eval_outputs import read_predictions
+from lora_core.scores import read_predictions
 from lora_core.stats import paired_bootstrap_p
 
 DEFAULTS = GateConfig()  # max_drop: test.accuracy 0.005, test.f1 0.01

@@ -16,7 +16,7 @@ from lora_core.commands.paired import Paired, pair
 from lora_core.config import load_params
 from lora_core.errors import LoraSst2Error
 from lora_core.readers import read_json
-from lora_core.stats import PREDICTIONS, read_predictions
+from lora_core.scores import PREDICTIONS, read_predictions
 
 SIDES = {
     "model": ("eval.json", PREDICTIONS, "evaluate"),

@@ -21,9 +21,9 @@ from lora_core.commands.paired import Paired, pair
 from lora_core.commands.verdict import diff_rows, format_report, nothing_to_compare
 from lora_core.config import load_params
 from lora_core.errors import LoraSst2Error
-from lora_core.eval_outputs import PREDICTIONS, read_predictions
 from lora_core.live import live_folder
 from lora_core.readers import read_json
+from lora_core.scores import PREDICTIONS, read_predictions
 
 
 def _commit(rev: str) -> str:
