@@ -207,10 +207,10 @@ CASES = {
         _own({"train.csv": ABC, "train.jsonl": b"{}\n"}),
         "data/raw/own/ holds train.csv and train.jsonl: keep one train file",
     ),
-    "own: a label data.labels lacks": (
+    "own: a class data.labels names that no row has": (
         prepare,
-        _own({"train.csv": ABC}, labels=["a", "b"]),
-        "data/raw/own/train.csv row 4: label 'c' is not a class (a, b)",
+        _own({"train.csv": ABC}, labels=["a", "b", "c", "d"]),
+        "data/raw/own/train.csv: no row has the label 'd' that data.labels names",
     ),
     "own: sentence split of pairs": (
         prepare,

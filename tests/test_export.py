@@ -168,6 +168,7 @@ def _predict(capsys, *args):
     return _run(capsys, "predict", *args)
 
 
+@pytest.mark.trained
 def test_export_merged_loads_with_plain_transformers_and_matches(project, capsys, tmp_path):
     out = tmp_path / "merged"
     assert cli.main(["export", "--merged", str(out)]) == 0
@@ -184,6 +185,7 @@ def test_export_merged_loads_with_plain_transformers_and_matches(project, capsys
         torch.testing.assert_close(plain(**batch).logits, ours(**batch).logits, atol=1e-5, rtol=0)
 
 
+@pytest.mark.trained
 def test_export_merged_tokenizer_cuts_long_input_as_predict_does(project, capsys, tmp_path):
     from transformers import pipeline
 
@@ -221,6 +223,7 @@ def _pair_batch(tokenizer, max_length=None):
     )
 
 
+@pytest.mark.trained
 def test_export_merged_config_names_a_3_class_adapters_classes(project, capsys, tmp_path):
     adapter = pair_adapter(tmp_path / "pairs", project / "models/base")
     out = tmp_path / "merged"
@@ -238,6 +241,7 @@ def test_export_merged_config_names_a_3_class_adapters_classes(project, capsys, 
     torch.testing.assert_close(probs, expected, atol=1e-6, rtol=0)
 
 
+@pytest.mark.trained
 def test_export_peft_keeps_3_classes_and_their_names(project, capsys, tmp_path):
     base_dir = project / "models/base"
     adapter, out = pair_adapter(tmp_path / "pairs", base_dir), tmp_path / "peft"

@@ -163,6 +163,7 @@ def test_predict_file_without_text_says_so(project, capsys, tmp_path, monkeypatc
     )
 
 
+@pytest.mark.trained
 def test_predict_reproduces_evaluate_test_accuracy_exactly(project, capsys):
     lines = (project / "data/prepared/test.jsonl").read_text(encoding="utf-8").splitlines()
     test = [json.loads(line) for line in lines]
@@ -406,6 +407,7 @@ def pairs(project, tmp_path):
     return adapter, path
 
 
+@pytest.mark.trained
 def test_predict_scores_sentence_pairs_of_a_tsv_as_the_model_does(project, capsys, pairs):
     adapter, path = pairs
     status, out, err = _predict(capsys, "--json", "--adapter", str(adapter), "--file", str(path))

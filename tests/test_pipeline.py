@@ -150,6 +150,7 @@ def _files(project, names):
 TIMING = ("train_seconds", "examples_per_second", "peak_memory_mb")
 
 
+@pytest.mark.trained
 def test_pipeline_rerun_is_bit_identical(built_project, tmp_path):
     project = _copy(built_project, tmp_path)
     run(["dvc", "repro", "--force", "-q"], project)

@@ -5,6 +5,7 @@ import os
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 
 from lora_core.data import read_examples
@@ -14,6 +15,7 @@ from tests.conftest import set_params, snapshot
 from tests.tiny import write_tsv
 
 
+@pytest.mark.trained
 def test_stages_main_in_order(tiny_project, monkeypatch, capsys):
     monkeypatch.chdir(tiny_project)
 
