@@ -60,9 +60,10 @@ def _spans(tokens: tuple[str, ...]) -> Iterator[tuple[str, ...]]:
 
 
 def span_count(texts: list[str]) -> int:
-    """How many words the runs the sentence split compares hold: its cost in time."""
-    lengths = np.fromiter((len(text.split()) for text in set(texts)), dtype=np.int64)
-    return int((lengths * (lengths + 1) * (lengths + 2) // 6).sum())
+    """How many words the runs the sentence split compares hold: its cost in time. Python
+    ints: in int64 a text of about 2.1 million words wraps negative and passes MAX_SPANS."""
+    lengths = (len(text.split()) for text in set(texts))
+    return sum(n * (n + 1) * (n + 2) // 6 for n in lengths)
 
 
 def inner_phrases(tokens: list[tuple[str, ...]]) -> set[tuple[str, ...]]:

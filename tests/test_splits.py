@@ -93,6 +93,16 @@ def test_a_long_text_is_refused_fast():
     assert resolve_split("auto", review, "r.csv") == "random"
 
 
+def test_the_span_count_of_a_text_of_millions_of_words_does_not_wrap():
+    n = 2_100_000  # n(n+1)(n+2) is past int64's 9.2e18: in int64 the count wrapped negative
+    text = Examples(["w " * n, "short text"], [0, 1])
+    assert n * (n + 1) * (n + 2) > 2**63
+    assert splits.span_count(text.texts) == n * (n + 1) * (n + 2) // 6 + 4
+    with pytest.raises(DataError, match=f"compare hold {n * (n + 1) * (n + 2) // 6 + 4:,} words"):
+        resolve_split("sentence", text, "r.csv")
+    assert resolve_split("auto", text, "r.csv") == "random"
+
+
 NAMES = {"train": "train.csv", "validation": "validation.csv", "test": "test.csv"}
 
 
