@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from lora_core.tables import FORMATS, Table, read_columns
 ROLES = {"train": ("train",), "validation": ("validation", "dev"), "test": ("test",)}
 SPLITS = ("train", "val", "test")
 _INTEGER = re.compile(r"-?[0-9]+")
+MAX_LABEL_CHARS = 100  # a class name is shown in plots, tables and predict's output
 
 
 @dataclass(frozen=True)
@@ -98,6 +100,16 @@ def _label_texts(table: Table, values: list, column: str) -> list[str]:
         if not isinstance(value, str):
             raise DataError(
                 f"{table.where(i)}: {column} is {value!r}: a label is an integer or a string"
+            )
+        if len(value) > MAX_LABEL_CHARS:  # a text column named as the label, say
+            raise DataError(
+                f"{table.where(i)}: {column} is {len(value):,} characters long: a label is a "
+                f"class name of at most {MAX_LABEL_CHARS} (is data.label_column a text column?)"
+            )
+        if any(unicodedata.category(c) == "Cc" for c in value):
+            raise DataError(
+                f"{table.where(i)}: {column} is {value!r}: a class name holds no control "
+                "characters (tabs, newlines, terminal escapes)"
             )
         out.append(value)
     return out

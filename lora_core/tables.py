@@ -13,6 +13,9 @@ from lora_core.errors import DataError
 from lora_core.readers import decode_utf8
 
 FORMATS = (".csv", ".tsv", ".jsonl", ".parquet")
+# Longer texts are refused: any model.max_length window (8,192 tokens at most) reads far
+# less, and one 1 GB "sentence" would be tokenized whole, twice.
+MAX_TEXT_CHARS = 100_000
 
 
 @dataclass(frozen=True)
@@ -37,6 +40,11 @@ class Table:
             if not isinstance(value, str) or not value.strip():
                 shown = "missing" if value is None else repr(value)
                 raise DataError(f"{self.where(i)}: {name} is {shown}: every row needs some text")
+            if len(value) > MAX_TEXT_CHARS:
+                raise DataError(
+                    f"{self.where(i)}: {name} is {len(value):,} characters long: at most "
+                    f"{MAX_TEXT_CHARS:,} (a model reads only its first model.max_length tokens)"
+                )
             if not value.isascii():
                 try:
                     value.encode("utf-8")

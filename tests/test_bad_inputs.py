@@ -182,6 +182,24 @@ CASES = {
         _own({"train.csv": ABC, "test.jsonl": b'{"sentence": "x", "label": "d"}\n'}),
         "data/raw/own/test.jsonl line 1: label 'd' is not a class (a, b, c)",
     ),
+    "own: a label with a terminal escape": (
+        prepare,
+        _own({"train.csv": ABC + b"t9,\x1b[31mc\n"}),
+        "data/raw/own/train.csv row 11: label is '\\x1b[31mc': a class name holds no control "
+        "characters (tabs, newlines, terminal escapes)",
+    ),
+    "own: a label of 5,000 digits": (
+        prepare,
+        _own({"train.csv": ABC + b"t9," + b"7" * 5000 + b"\n"}),
+        "data/raw/own/train.csv row 11: label is 5,000 characters long: a label is a class name "
+        "of at most 100 (is data.label_column a text column?)",
+    ),
+    "own: a text past the cap": (
+        prepare,
+        _own({"train.csv": ABC + b"x" * 100_001 + b",a\n"}),
+        "data/raw/own/train.csv row 11: sentence is 100,001 characters long: at most 100,000 "
+        "(a model reads only its first model.max_length tokens)",
+    ),
     "own: one class": (
         prepare,
         _own({"train.csv": b"sentence,label\nok,a\nfine,a\n"}),
