@@ -3,6 +3,7 @@ keeps any number of classes, and neither replaces what the user or the pipeline 
 
 import json
 import os
+import subprocess
 
 import pytest
 import torch
@@ -11,7 +12,7 @@ from safetensors.torch import load_file
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from lora_core.adapter import load_trained
-from lora_core.commands import cli
+from lora_core.commands import cli, export
 from lora_core.peft import EXPORT_MARKER
 from lora_core.pretrained import quiet_transformers
 from tests.conftest import snapshot, work_copy
@@ -64,13 +65,66 @@ def test_export_refuses_a_folder_with_user_files_unless_forced(project, capsys, 
     assert code == 2
     assert err == (
         f"lora-sst2: error: export --merged {target}: the folder is not empty and holds no "
-        "earlier export; choose a new folder, or add --force to replace it\n"
+        "earlier export; choose a new folder, or add --force to write beside its files\n"
     )
     assert [p.name for p in target.iterdir()] == ["notes.txt"]
     assert (target / "notes.txt").read_text() == "my own notes\n"
 
-    assert _export(capsys, str(target), "--force")[0] == 0
-    assert not (target / "notes.txt").exists() and (target / "config.json").is_file()
+    assert _export(capsys, str(target), "--force")[0] == 0  # beside the notes, never over them
+    assert (target / "notes.txt").read_text() == "my own notes\n"
+    marker = json.loads((target / EXPORT_MARKER).read_text())
+    assert sorted(p.name for p in target.iterdir()) == sorted(
+        ["notes.txt", EXPORT_MARKER, *marker["files"]]
+    )
+    assert "config.json" in marker["files"] and "notes.txt" not in marker["files"]
+
+
+def test_export_force_refuses_a_name_the_users_file_holds(project, capsys, tmp_path):
+    target = tmp_path / "mine"
+    target.mkdir()
+    (target / "config.json").write_text("my config\n")
+    code, _, err = _export(capsys, str(target), "--force")
+    assert code == 2
+    assert err == (
+        f"lora-sst2: error: export --merged {target}: {target}/config.json is not from an "
+        "earlier export; move it, or choose a new folder\n"
+    )
+    assert [p.name for p in target.iterdir()] == ["config.json"]  # nothing moved, no temp
+    assert (target / "config.json").read_text() == "my config\n"
+
+
+def test_a_new_export_keeps_a_users_file_and_removes_only_the_earlier_exports(
+    project, capsys, tmp_path
+):
+    target = tmp_path / "exported"
+    assert _export(capsys, str(target))[0] == 0
+    merged = json.loads((target / EXPORT_MARKER).read_text())["files"]
+    (target / "README.md").write_text("my model card\n")  # added by the user since
+    assert cli.main(["export", "--peft", str(target)]) == 0
+    capsys.readouterr()
+    marker = json.loads((target / EXPORT_MARKER).read_text())
+    assert marker["files"] == ["adapter_config.json", "adapter_model.safetensors"]
+    assert sorted(p.name for p in target.iterdir()) == sorted(
+        ["README.md", EXPORT_MARKER, *marker["files"]]
+    )  # the merged export's files are gone: it listed them
+    assert (target / "README.md").read_text() == "my model card\n"
+    assert "model.safetensors" in merged
+
+
+def test_export_force_refuses_when_git_cannot_answer(project, capsys, tmp_path, monkeypatch):
+    target = tmp_path / "mine"
+    target.mkdir()
+    (target / "notes.txt").write_text("my own notes\n")
+    said = "fatal: detected dubious ownership in repository at '/x'\nTo add an exception ...\n"
+    failed = subprocess.CompletedProcess([], 128, "", said)
+    monkeypatch.setattr(export, "run", lambda cmd, shown: failed)
+    code, _, err = _export(capsys, str(target), "--force")
+    assert code == 2
+    assert err == (
+        f"lora-sst2: error: export --merged {target}: git cannot say whether it tracks files "
+        "there (fatal: detected dubious ownership in repository at '/x')\n"
+    )
+    assert [p.name for p in target.iterdir()] == ["notes.txt"]
 
 
 def test_export_force_never_replaces_files_git_tracks(project, capsys):
@@ -232,7 +286,11 @@ def test_export_merged_config_names_a_3_class_adapters_classes(project, capsys, 
     assert config["id2label"] == PAIR_MARKER["id2label"]
     assert config["label2id"] == {"entailment": 0, "neutral": 1, "contradiction": 2}
     marker = json.loads((out / EXPORT_MARKER).read_text())
-    assert marker == {"made_by": "lora-sst2 export --merged", **PAIR_MARKER}
+    assert marker == {
+        "made_by": "lora-sst2 export --merged",
+        **PAIR_MARKER,
+        "files": ["config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json"],
+    }
     plain = AutoModelForSequenceClassification.from_pretrained(out).eval()
     batch = _pair_batch(AutoTokenizer.from_pretrained(out))  # cut at 32: model_max_length
     with torch.no_grad():
@@ -247,7 +305,11 @@ def test_export_peft_keeps_3_classes_and_their_names(project, capsys, tmp_path):
     adapter, out = pair_adapter(tmp_path / "pairs", base_dir), tmp_path / "peft"
     assert _run(capsys, "export", "--peft", str(out), "--adapter", str(adapter))[0] == 0
     marker = json.loads((out / EXPORT_MARKER).read_text())
-    assert marker == {"made_by": "lora-sst2 export --peft", **PAIR_MARKER}
+    assert marker == {
+        "made_by": "lora-sst2 export --peft",
+        **PAIR_MARKER,
+        "files": ["adapter_config.json", "adapter_model.safetensors"],
+    }
     tensors = load_file(out / "adapter_model.safetensors")
     assert tensors["base_model.model.classifier.weight"].shape == (3, 32)
     # PEFT itself: a base with as many labels as the marker names, then the adapter

@@ -134,6 +134,7 @@ def test_export_peft_writes_exact_keys_tensors_and_config(project, capsys, tmp_p
         "max_length": 32,
         "id2label": {"0": "negative", "1": "positive"},
         "text_columns": ["sentence"],
+        "files": ["adapter_config.json", "adapter_model.safetensors"],
     }
 
 

@@ -1,9 +1,16 @@
 """`lora-sst2 export`: a standalone Hugging Face model (--merged) or a PEFT adapter (--peft),
-never over the user's files."""
+never over the user's files: into a folder that holds other files only our file names go,
+and only what an earlier export listed is removed."""
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from lora_core.adapter import load_trained
@@ -37,10 +44,17 @@ def export_marker(option: str, config: AdapterConfig) -> dict:
     }
 
 
-def _tracked(folder: Path) -> bool:
-    """Whether git tracks any file under ``folder`` (False outside a git work tree)."""
+def _tracked(folder: Path, where: str) -> bool:
+    """Whether git tracks any file under ``folder``: False outside a git work tree; any
+    other git failure ("dubious ownership", a damaged repository) is an error, never a no."""
     proc = run(["git", "-C", str(folder), "ls-files", "--", "."], "git ls-files")
-    return proc.returncode == 0 and bool(proc.stdout.strip())
+    if proc.returncode == 0:
+        return bool(proc.stdout.strip())
+    said = [line.strip() for line in proc.stderr.splitlines() if line.strip()]
+    if any("not a git repository" in line for line in said):
+        return False
+    why = said[0][:200] if said else f"exit {proc.returncode}"
+    raise LoraSst2Error(f"{where}: git cannot say whether it tracks files there ({why})")
 
 
 def check_export_target(
@@ -75,10 +89,66 @@ def check_export_target(
     if not force:
         raise LoraSst2Error(
             f"export {option} {out}: the folder is not empty and holds no earlier export; "
-            "choose a new folder, or add --force to replace it"
+            "choose a new folder, or add --force to write beside its files"
         )
-    if _tracked(target):  # --force is for stray files, never for the project's own sources
+    if _tracked(target, f"export {option} {out}"):  # never into the project's own sources
         raise LoraSst2Error(f"export {option} {out}: git tracks files there; not even --force")
+
+
+def _earlier_files(folder: Path) -> set[str]:
+    """The files an earlier export listed in its marker (none when it lists none)."""
+    try:
+        listed = json.loads((folder / EXPORT_MARKER).read_text(encoding="utf-8")).get("files")
+    except (OSError, ValueError, AttributeError):
+        return set()
+    return (
+        {n for n in listed if isinstance(n, str) and "/" not in n}
+        if isinstance(listed, list)
+        else set()
+    )
+
+
+@contextmanager
+def export_folder(out: str | Path, option: str, marker: dict) -> Iterator[Path]:
+    """Yield a temporary folder to write an export into, then put it at ``out``.
+
+    A new or empty ``out`` is replaced whole (files.atomic_dir). Into a folder that holds
+    other files (an earlier export, or any with --force) only our file names go: a name the
+    user's file holds there is refused before anything moves, and only the files an earlier
+    export listed in its marker are removed. The marker, written last, lists ours.
+    """
+    target = Path(out)
+    if not target.is_dir() or not any(target.iterdir()):
+        with atomic_dir(out) as tmp:
+            yield tmp
+            _write_marker(tmp, marker)
+        return
+    earlier = _earlier_files(target)
+    tmp = Path(tempfile.mkdtemp(prefix=f".lora-sst2-export-{os.getpid()}-", dir=target))
+    try:
+        yield tmp
+        ours = sorted(p.name for p in tmp.iterdir())
+        theirs = [n for n in ours if (target / n).exists() and n not in earlier]
+        if theirs:
+            raise LoraSst2Error(
+                f"export {option} {out}: {target / theirs[0]} is not from an earlier export; "
+                "move it, or choose a new folder"
+            )
+        for name in ours:
+            os.replace(tmp / name, target / name)
+        for name in sorted(earlier - set(ours) - {EXPORT_MARKER}):
+            if (target / name).is_file() and not (target / name).is_symlink():
+                (target / name).unlink()
+        _write_marker(target, {**marker, "files": ours})
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _write_marker(folder: Path, marker: dict) -> None:
+    if "files" not in marker:
+        names = sorted(p.name for p in folder.iterdir() if p.name != EXPORT_MARKER)
+        marker = {**marker, "files": names}
+    (folder / EXPORT_MARKER).write_text(json_text(marker), encoding="utf-8")
 
 
 def export_merged(
@@ -98,10 +168,9 @@ def export_merged(
     # pipeline(..., truncation=True) cuts at model_max_length: the length it was trained on
     tokenizer.model_max_length = inference.config.max_length
     marker = export_marker("--merged", inference.config)
-    with quiet_transformers(), atomic_dir(out) as tmp:  # no "Writing model shards" bar
+    with quiet_transformers(), export_folder(out, "--merged", marker) as tmp:  # no shards bar
         inference.model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
-        (tmp / EXPORT_MARKER).write_text(json_text(marker), encoding="utf-8")
     return Path(out)
 
 
@@ -122,9 +191,8 @@ def export_peft(
     except LoraSst2Error as err:
         raise LoraSst2Error(f"export --peft {out}: {err}") from None
     marker = export_marker("--peft", config)
-    with atomic_dir(out) as tmp:
+    with export_folder(out, "--peft", marker) as tmp:
         write_peft(tmp, tensors, peft_config)
-        (tmp / EXPORT_MARKER).write_text(json_text(marker), encoding="utf-8")
     return Path(out)
 
 
@@ -153,6 +221,8 @@ def register(subparsers) -> None:
         "(default: the project's models/)",
     )
     e.add_argument(
-        "--force", action="store_true", help="replace OUT even if it holds files not ours"
+        "--force",
+        action="store_true",
+        help="write into OUT even if it holds files not ours: beside them, never over them",
     )
     e.set_defaults(run=run_export, project_defaults={"adapter": "models"})
