@@ -9,12 +9,18 @@ import numpy as np
 
 from lora_core.files import atomic_path
 
+# Past this many classes the confusion matrix is a heat map alone: no count in each cell,
+# no class names on the axes, and a figure that stops growing.
+MAX_NAMED_CLASSES = 30
+
 
 def figure():
-    """A fresh 5x4 inch figure on the Agg backend: (pyplot, figure, axes)."""
+    """A fresh 5x4 inch figure on the Agg backend: (pyplot, figure, axes). Text is drawn as
+    given: a class name like ``$x^$`` is not parsed as mathtext (which could raise)."""
     import matplotlib
 
     matplotlib.use("Agg")
+    matplotlib.rcParams["text.parse_math"] = False
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(5, 4), dpi=100)
@@ -33,18 +39,24 @@ def save_figure(plt, fig, path: str | Path) -> None:
 
 def plot_confusion(points: list[dict], names, path: str | Path) -> None:
     """The test confusion matrix by label name. Past two classes the figure grows with the
-    classes and the predicted names slant, so that five long-ish names stay readable."""
+    classes and the predicted names slant, so that five long-ish names stay readable; past
+    MAX_NAMED_CLASSES it is a fixed-size heat map without counts or names."""
     plt, fig, ax = figure()
     k, index = len(names), {name: i for i, name in enumerate(names)}
     matrix = np.zeros((k, k), dtype=int)
     for p in points:
         matrix[index[p["actual"]], index[p["predicted"]]] += 1
     ax.imshow(matrix, cmap="Blues")
+    ax.set(xlabel="predicted", ylabel="actual", title="Test confusion matrix")
+    if k > MAX_NAMED_CLASSES:
+        ax.set(xticks=[], yticks=[], title=f"Test confusion matrix ({k} classes)")
+        fig.set_size_inches(8.0, 7.0)
+        save_figure(plt, fig, path)
+        return
     for (i, j), n in np.ndenumerate(matrix):
         color = "white" if n > matrix.max() / 2 else "black"
         ax.text(j, i, str(n), ha="center", va="center", color=color)
     ax.set(xticks=range(k), yticks=range(k), xticklabels=names, yticklabels=names)
-    ax.set(xlabel="predicted", ylabel="actual", title="Test confusion matrix")
     if k > 2:
         fig.set_size_inches(max(5.0, 1.5 + 0.9 * k), max(4.0, 1.5 + 0.8 * k))
         plt.setp(ax.get_xticklabels(), rotation=40, ha="right", rotation_mode="anchor")

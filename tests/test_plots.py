@@ -37,6 +37,25 @@ def test_confusion_plot_of_five_long_names_slants_them_on_a_larger_figure(drawn)
     assert {t.get_rotation() for t in drawn[1].axes[0].get_xticklabels()} == {0.0}
 
 
+def test_confusion_plot_of_many_classes_is_a_heat_map_without_counts_or_names(drawn):
+    k = plots.MAX_NAMED_CLASSES + 1
+    names = tuple(f"id {i}" for i in range(k))
+    labels = np.arange(2 * k) % k
+    plot_confusion(confusion_points(np.eye(k)[labels], labels, names), names, "confusion.png")
+    (ax,) = drawn[0].axes
+    assert len(ax.texts) == 0 and list(ax.get_xticks()) == list(ax.get_yticks()) == []
+    assert ax.get_title() == f"Test confusion matrix ({k} classes)"
+    assert tuple(drawn[0].get_size_inches()) == pytest.approx((8.0, 7.0))
+    assert np.trace(ax.images[0].get_array()) == 2 * k
+
+
+def test_class_names_are_drawn_as_plain_text_not_mathtext(tmp_path):
+    names = ("$x^$", "a_b$")  # unbalanced mathtext: parsing it would raise
+    labels = np.array([0, 1, 1])
+    plot_confusion(confusion_points(np.eye(2)[labels], labels, names), names, tmp_path / "c.png")
+    assert (tmp_path / "c.png").read_bytes().startswith(b"\x89PNG")
+
+
 def _legend(ax) -> list[str]:
     return [text.get_text() for text in ax.get_legend().get_texts()]
 
