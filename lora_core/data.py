@@ -64,6 +64,7 @@ def raw_files(folder: str | Path) -> dict[str, Path]:
         for path in paths:
             if not path.is_file():
                 raise DataError(f"{path} is not a readable file (a folder, or a broken link)")
+            _check_link(path, folder)
         if len(paths) > 1:
             names = " and ".join(p.name for p in paths)
             raise DataError(f"{folder}/ holds {names}: keep one {role} file")
@@ -75,6 +76,24 @@ def raw_files(folder: str | Path) -> dict[str, Path]:
             f"(train{'|'.join(FORMATS)})"
         )
     return found
+
+
+# A file in DVC's cache (files/md5/ab/cdef...): where `dvc add` links a tracked folder's
+# files with cache.type symlink.
+_DVC_CACHE_OBJECT = re.compile(r"[0-9a-f]{2}/[0-9a-f]{30,}")
+
+
+def _check_link(path: Path, folder: Path) -> None:
+    """Refuse a raw file that is a link to a file outside ``folder`` (and not in DVC's
+    cache): prepare would read, and its errors quote, a file that is not the data."""
+    if not path.is_symlink():
+        return
+    real = path.resolve()
+    cached = _DVC_CACHE_OBJECT.fullmatch(f"{real.parent.name}/{real.name}") is not None
+    if not cached and not real.is_relative_to(folder.resolve()):
+        raise DataError(
+            f"{path} is a link to {real}, outside {folder}/: copy the file into the folder"
+        )
 
 
 def read_table(path: Path, text_columns: tuple[str, ...], label_column: str) -> RawTable:

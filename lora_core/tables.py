@@ -185,6 +185,8 @@ def _check_columns(path: Path, wanted: list[str], present: set[str], hint: str) 
     for column in wanted:
         if column not in present:
             have = ", ".join(sorted(map(str, present))) or "none"
+            if len(have) > 200:  # a header that is really a line of data: quote its start
+                have = have[:200] + f"... ({len(present)} columns)"
             raise DataError(f"{path}: no column {column!r} (it has: {have}){hint}")
 
 

@@ -287,3 +287,33 @@ def test_read_summary_reads_names_and_columns_in_order(tmp_path):
         json.dumps({"labels": ["neg", "neu", "pos"], "text_columns": ["premise", "hypothesis"]})
     )
     assert read_summary(tmp_path) == (("neg", "neu", "pos"), ("premise", "hypothesis"))
+
+
+def test_a_raw_file_linked_from_outside_the_folder_is_refused(tmp_path):
+    folder, secret = tmp_path / "raw", tmp_path / "secret.env"
+    (folder / "sub").mkdir(parents=True)
+    secret.write_text("TOKEN=abc\n")
+    (folder / "train.csv").symlink_to(secret)
+    with pytest.raises(DataError) as err:
+        raw_files(folder)
+    assert str(err.value) == (
+        f"{folder}/train.csv is a link to {secret}, outside {folder}/: "
+        "copy the file into the folder"
+    )
+    (folder / "train.csv").unlink()
+    (folder / "sub/real.csv").write_text("sentence,label\na,0\n")
+    (folder / "train.csv").symlink_to("sub/real.csv")  # inside the folder: fine
+    cache = tmp_path / "cache/files/md5/ab"
+    cache.mkdir(parents=True)
+    (cache / ("c" * 30)).write_text("sentence,label\nb,1\n")
+    (folder / "dev.csv").symlink_to(cache / ("c" * 30))  # DVC's symlink cache: fine
+    assert raw_files(folder) == {"train": folder / "train.csv", "validation": folder / "dev.csv"}
+
+
+def test_a_missing_column_quotes_at_most_200_characters_of_the_header(tmp_path):
+    path = tmp_path / "train.csv"
+    path.write_text(",".join(f"w{i:03d}" for i in range(100)) + "\n" + ",".join("x" * 100) + "\n")
+    with pytest.raises(DataError) as err:
+        table(path)
+    have = ", ".join(f"w{i:03d}" for i in range(100))[:200]
+    assert str(err.value).startswith(f"{path}: no column 'text' (it has: {have}... (100 columns))")
