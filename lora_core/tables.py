@@ -10,12 +10,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lora_core.errors import DataError
-from lora_core.readers import decode_utf8
 
 FORMATS = (".csv", ".tsv", ".jsonl", ".parquet")
 # Longer texts are refused: any model.max_length window (8,192 tokens at most) reads far
 # less, and one 1 GB "sentence" would be tokenized whole, twice.
 MAX_TEXT_CHARS = 100_000
+MAX_LINE_BYTES = 16 * 2**20  # a JSON Lines row: two texts at the cap, escaped, fit many times
 
 
 @dataclass(frozen=True)
@@ -59,9 +59,8 @@ def read_columns(path: Path, wanted: list[str], hint: str = "") -> Table:
     column is an error that names the file's columns, then ``hint``."""
     suffix = path.suffix.lower()
     if suffix == ".jsonl":
-        numbers, rows = _read_jsonl(path)
-        _check_columns(path, wanted, set(rows[0]), hint)
-        table = Table(path, [[r.get(c) for r in rows] for c in wanted], 1, "line", numbers)
+        numbers, columns = _read_jsonl(path, wanted, hint)
+        table = Table(path, columns, 1, "line", numbers)
     elif suffix == ".parquet":
         import pyarrow.parquet as pq
 
@@ -161,11 +160,32 @@ def _bad_row(path: Path, sep: str) -> str | None:
     return None
 
 
-def _read_jsonl(path: Path) -> tuple[list[int], list[dict]]:
-    """(line numbers, objects): one object a line; blank lines are skipped."""
-    text = decode_utf8(_read_bytes(path), str(path), DataError)
-    numbers, rows = [], []
-    for number, line in enumerate(text.split("\n"), start=1):  # JSON escapes any newline
+def _read_jsonl(path: Path, wanted: list[str], hint: str) -> tuple[list[int], list[list]]:
+    """(line numbers, the ``wanted`` values of each object): one object a line, read a line
+    at a time and only the wanted values kept, so memory holds the data, not the file;
+    blank lines are skipped; a line past MAX_LINE_BYTES is refused before it is read whole."""
+    try:
+        with open(path, "rb") as f:
+            numbers, columns = _jsonl_columns(f, path, wanted, hint)
+    except OSError as err:
+        raise DataError(f"cannot read {path}: {err.strerror}") from None
+    if not numbers:
+        raise DataError(f"{path} has no rows")
+    return numbers, columns
+
+
+def _jsonl_columns(f, path: Path, wanted: list[str], hint: str) -> tuple[list[int], list[list]]:
+    """``_read_jsonl``'s loop over the open file ``f``."""
+    numbers, columns, offset = [], [[] for _ in wanted], 0
+    for number, raw in enumerate(iter(lambda: f.readline(MAX_LINE_BYTES + 1), b""), 1):
+        if len(raw) > MAX_LINE_BYTES:
+            raise DataError(f"{path} line {number} is over {MAX_LINE_BYTES:,} bytes long")
+        try:  # JSON escapes any newline, so a line is a row (U+2028 included)
+            line = raw.decode("utf-8-sig" if number == 1 else "utf-8").removesuffix("\n")
+        except UnicodeDecodeError as err:
+            where = f"{path}:{number}: bytes that are not UTF-8 (at byte {offset + err.start})"
+            raise DataError(where) from None
+        offset += len(raw)
         if not line.strip():
             continue
         try:
@@ -174,11 +194,12 @@ def _read_jsonl(path: Path) -> tuple[list[int], list[dict]]:
             raise DataError(f"{path} line {number}: not JSON ({err.msg})") from None
         if not isinstance(row, dict):
             raise DataError(f"{path} line {number}: expected a JSON object, got {line[:40]!r}")
+        if not numbers:
+            _check_columns(path, wanted, set(row), hint)
         numbers.append(number)
-        rows.append(row)
-    if not rows:
-        raise DataError(f"{path} has no rows")
-    return numbers, rows
+        for values, column in zip(columns, wanted):
+            values.append(row.get(column))
+    return numbers, columns
 
 
 def _check_columns(path: Path, wanted: list[str], present: set[str], hint: str) -> None:
@@ -188,13 +209,6 @@ def _check_columns(path: Path, wanted: list[str], present: set[str], hint: str) 
             if len(have) > 200:  # a header that is really a line of data: quote its start
                 have = have[:200] + f"... ({len(present)} columns)"
             raise DataError(f"{path}: no column {column!r} (it has: {have}){hint}")
-
-
-def _read_bytes(path: Path) -> bytes:
-    try:
-        return path.read_bytes()
-    except OSError as err:
-        raise DataError(f"cannot read {path}: {err.strerror}") from None
 
 
 def first_line(err: Exception) -> str:

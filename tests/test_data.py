@@ -3,6 +3,7 @@ import json
 import pandas as pd
 import pytest
 
+from lora_core import tables
 from lora_core.data import (
     DataError,
     Examples,
@@ -15,6 +16,7 @@ from lora_core.data import (
     write_examples,
 )
 from lora_core.errors import LoraSst2Error
+from lora_core.tables import read_columns
 
 # A spreadsheet's export: quoted fields holding the separator, quotes, a tab and newlines,
 # a BOM and CRLF line ends.
@@ -197,6 +199,12 @@ def test_label_errors_name_the_file_row_and_value(tmp_path):
         ("t.jsonl", b'["a", 1]\n', "t.jsonl line 1: expected a JSON object"),
         (
             "t.jsonl",
+            b'{"text": "a", "label": 1}\n{"text": "\xff", "label": 0}\n',
+            "t.jsonl:2: bytes that are not UTF-8 (at byte 36)",
+        ),
+        ("t.jsonl", b"\n\n", "t.jsonl has no rows"),
+        (
+            "t.jsonl",
             b'{"text": "a", "label": 1}\n\n{"label": 1}\n',
             "t.jsonl line 3: text is missing",
         ),
@@ -317,3 +325,15 @@ def test_a_missing_column_quotes_at_most_200_characters_of_the_header(tmp_path):
         table(path)
     have = ", ".join(f"w{i:03d}" for i in range(100))[:200]
     assert str(err.value).startswith(f"{path}: no column 'text' (it has: {have}... (100 columns))")
+
+
+def test_jsonl_keeps_only_the_named_columns_and_refuses_a_line_past_the_cap(tmp_path, monkeypatch):
+    path = tmp_path / "train.jsonl"
+    rows = [{"text": "a", "label": 1, "notes": "x" * 50}, {"label": 0, "text": "b\u2028c"}]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    t = read_columns(path, ["text", "label"])
+    assert (t.columns, t.numbers) == ([["a", "b\u2028c"], [1, 0]], [1, 2])
+    monkeypatch.setattr(tables, "MAX_LINE_BYTES", 60)  # the first line is 67 bytes
+    with pytest.raises(DataError) as err:
+        read_columns(path, ["text", "label"])
+    assert str(err.value) == f"{path} line 1 is over 60 bytes long"
