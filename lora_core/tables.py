@@ -5,6 +5,7 @@ line. Shared by the prepare stage and `lora-sst2 predict --file`."""
 
 from __future__ import annotations
 
+import csv
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -83,13 +84,12 @@ def _read_delimited(path: Path, sep: str):
     """A CSV or TSV with a header, as strings: quoted fields may hold the separator, quotes
     and newlines; a BOM and CRLF line ends are fine; nothing is read as NaN. A plain TSV
     (``_not_plain`` finds nothing) is read as GLUE writes it: a ``"`` is just a character."""
-    import csv
     import warnings
 
     import pandas as pd
 
-    not_plain = _not_plain(path) if sep == "\t" else "a CSV"
-    quoting = csv.QUOTE_MINIMAL if not_plain else csv.QUOTE_NONE
+    not_plain = _not_plain(path) if sep == "\t" else None
+    quoting = csv.QUOTE_NONE if sep == "\t" and not_plain is None else csv.QUOTE_MINIMAL
     try:
         with warnings.catch_warnings():  # a row with more fields than the header: an error
             warnings.simplefilter("error", pd.errors.ParserWarning)
@@ -135,8 +135,6 @@ def _not_plain(path: Path) -> str | None:
 
 def _strictly_quoted(path: Path, width: int) -> bool:
     """Whether every row read as quoted CSV closes its quotes and has ``width`` fields."""
-    import csv
-
     with open(path, encoding="utf-8-sig", errors="replace", newline="") as f:
         try:
             return all(len(row) == width for row in csv.reader(f, delimiter="\t", strict=True))
@@ -146,8 +144,6 @@ def _strictly_quoted(path: Path, width: int) -> bool:
 
 def _bad_row(path: Path, sep: str) -> str | None:
     """Where a file the fast parser refused goes wrong, found by Python's csv module."""
-    import csv
-
     with open(path, encoding="utf-8-sig", newline="") as f:
         reader = csv.reader(f, delimiter=sep, strict=True)
         width, number = len(next(reader, [])), 1
