@@ -1,7 +1,7 @@
 """The reference a LoRA run must beat: TF-IDF + logistic regression on the prepared splits.
 
 Fit on train, C chosen on val alone (test is scored once, after), scored as evaluate scores
-the model (metrics.py, stats.py) so metrics/baseline.json has eval.json's keys. No torch and
+the model (metrics.py, scores.py) so metrics/baseline.json has eval.json's keys. No torch and
 no LoRA code: a LoRA or training edit never re-runs the baseline stage.
 """
 
