@@ -13,6 +13,7 @@ from pathlib import Path
 
 from lora_core.baseline import BASELINE, BASELINE_PREDICTIONS
 from lora_core.commands.paired import Paired, pair
+from lora_core.commands.verdict import is_number
 from lora_core.config import load_params
 from lora_core.errors import LoraSst2Error
 from lora_core.readers import read_json
@@ -35,7 +36,7 @@ def _test_scores(path: Path, stage: str) -> dict:
     _require_file(path, stage)
     raw = read_json(path)
     test = raw.get("test") if isinstance(raw, dict) else None
-    if not isinstance(test, dict) or not _number(test.get("accuracy")):
+    if not isinstance(test, dict) or not is_number(test.get("accuracy")):
         raise LoraSst2Error(f"{path} has no test accuracy: run `dvc repro --force {stage}`")
     return test
 
@@ -55,14 +56,10 @@ def _classes(test: dict) -> int | None:
     return len(per_class) if isinstance(per_class, dict) and len(per_class) >= 2 else None
 
 
-def _number(value) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
-
-
 def _side(key: str, test: dict) -> str:
     """'0.8624 [0.8383, 0.8853]': the score and, when the file has it, its 95% interval."""
     low, high = test.get(f"{key}_ci95_low"), test.get(f"{key}_ci95_high")
-    interval = f" [{low:.4f}, {high:.4f}]" if _number(low) and _number(high) else ""
+    interval = f" [{low:.4f}, {high:.4f}]" if is_number(low) and is_number(high) else ""
     return f"{test[key]:.4f}{interval}"
 
 
@@ -89,7 +86,7 @@ def compare_lines(metrics_dir: str | Path, resamples: int) -> tuple[list[str], P
         ("accuracy", "McNemar", paired.p_value),
         (f1, "paired bootstrap", paired.f1_p_value),
     ):
-        if not (_number(model.get(key)) and _number(baseline.get(key))):
+        if not (is_number(model.get(key)) and is_number(baseline.get(key))):
             continue  # an older eval.json without F1
         points = 100 * (model[key] - baseline[key])
         lines.append(

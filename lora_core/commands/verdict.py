@@ -21,7 +21,8 @@ STAND_INS = {"f1": "macro_f1"}
 # --- pure -------------------------------------------------------------------------------------
 
 
-def _is_number(value: Any) -> bool:
+def is_number(value: Any) -> bool:
+    """A JSON number: an int or a float, not a bool."""
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
@@ -37,7 +38,7 @@ class Row:
     @property
     def diff(self) -> float | None:
         """new - old when both are numbers."""
-        both = _is_number(self.old) and _is_number(self.new)
+        both = is_number(self.old) and is_number(self.new)
         return self.new - self.old if both else None
 
 
