@@ -11,14 +11,24 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-from lora_core.config import MAX_LENGTH, MODES, LoraConfig, ModelConfig, Params, Section, build
+from lora_core.config import (
+    CLASS_NAMES,
+    LENGTH,
+    MODE,
+    MODEL_NAME,
+    TEXT_COLUMNS,
+    LoraConfig,
+    ModelConfig,
+    Params,
+    Section,
+    build,
+)
 from lora_core.errors import check_keys, errors_from
 from lora_core.pretrained import LABELS
 from lora_core.tokens import Task
 
 WEIGHTS, CONFIG = "adapter.safetensors", "adapter.json"
 PEFT_WEIGHTS, PEFT_CONFIG = "adapter_model.safetensors", "adapter_config.json"  # PEFT's
-LENGTHS = f"must be an integer from 2 to {MAX_LENGTH}"
 FORMAT = 1
 
 
@@ -66,13 +76,11 @@ class AdapterConfig(Section):
     def check(self) -> None:
         """Refuse, by key, a value that no model can be rebuilt from."""
         self.require("format", self.format == FORMAT, f"this version reads {FORMAT}")
-        self.require("base_model", bool(self.base_model.strip()), "must be a model id")
-        self.require("max_length", 2 <= self.max_length <= MAX_LENGTH, LENGTHS)
-        self.require("mode", self.mode in MODES, f"use {', '.join(MODES)}")
-        ok = len(self.labels) >= 2 and _distinct_names(self.labels)
-        self.require("labels", ok, "must list two or more distinct class names")
-        ok = len(self.text_columns) in (1, 2) and _distinct_names(self.text_columns)
-        self.require("text_columns", ok, "must list one or two distinct column names")
+        self.follow("base_model", MODEL_NAME)
+        self.follow("max_length", LENGTH)
+        self.follow("mode", MODE)
+        self.follow("labels", CLASS_NAMES)
+        self.follow("text_columns", TEXT_COLUMNS)
 
     def to_json(self) -> dict:
         """The adapter.json mapping (key order as written since format 1)."""
@@ -92,7 +100,3 @@ class AdapterConfig(Section):
     def model_config(self) -> ModelConfig:
         """The base model and length as params.yaml's model section."""
         return ModelConfig(name=self.base_model, max_length=self.max_length)
-
-
-def _distinct_names(names: tuple[str, ...]) -> bool:
-    return len(set(names)) == len(names) and all(n.strip() for n in names)

@@ -50,6 +50,23 @@ class Section:
         if not ok:
             fail(self.SECTION, key, getattr(self, key), allowed)
 
+    def follow(self, key: str, rule: Rule) -> None:
+        """Refuse ``key`` by a rule that another section or file shares."""
+        self.require(key, rule.test(getattr(self, key)), rule.allowed)
+
+
+class Rule(typing.NamedTuple):
+    """A check that several sections (and adapter.json) share: the same values refused in
+    the same words."""
+
+    test: typing.Callable[[Any], bool]
+    allowed: str
+
+
+def distinct_names(names: tuple[str, ...]) -> bool:
+    """No blank name and none twice."""
+    return len(set(names)) == len(names) and all(n.strip() for n in names)
+
 
 @dataclass(frozen=True)
 class DataConfig(Section):
@@ -69,20 +86,11 @@ class DataConfig(Section):
 
     def check(self) -> None:
         self.require("dir", bool(self.dir.strip()), "must name a folder")
-        columns = self.text_columns
-        ok = (
-            len(columns) in (1, 2)
-            and all(c.strip() for c in columns)
-            and len(set(columns)) == len(columns)
-        )
-        self.require("text_columns", ok, "must list one or two distinct column names")
-        ok = bool(self.label_column.strip()) and self.label_column not in columns
+        self.follow("text_columns", TEXT_COLUMNS)
+        ok = bool(self.label_column.strip()) and self.label_column not in self.text_columns
         self.require("label_column", ok, "must name a column that is not a text column")
-        names = self.labels
-        ok = names is None or (
-            len(names) >= 2 and len(set(names)) == len(names) and all(n.strip() for n in names)
-        )
-        self.require("labels", ok, "must be null or list two or more distinct class names")
+        if self.labels is not None:  # null: the train file's labels, sorted
+            self.follow("labels", CLASS_NAMES)
         self.require("split", self.split in SPLIT_KINDS, f"use {', '.join(SPLIT_KINDS)}")
         self.require("val_fraction", 0 < self.val_fraction < 1, "must be > 0 and < 1")
         self.require("test_fraction", 0 < self.test_fraction < 1, "must be > 0 and < 1")
@@ -98,9 +106,8 @@ class ModelConfig(Section):
     attention: str = "auto"  # the attention kernels; auto: the fastest measured per device
 
     def check(self) -> None:
-        self.require("name", bool(self.name.strip()), "must be a hub id or a folder name")
-        ok = 2 <= self.max_length <= MAX_LENGTH
-        self.require("max_length", ok, f"must be an integer from 2 to {MAX_LENGTH}")
+        self.follow("name", MODEL_NAME)
+        self.follow("max_length", LENGTH)
         self.require("attention", self.attention in ATTENTIONS, f"use {', '.join(ATTENTIONS)}")
 
 
@@ -150,7 +157,7 @@ class TrainConfig(Section):
     resume: bool = True  # continue from models/checkpoint when it fits this run
 
     def check(self) -> None:
-        self.require("mode", self.mode in MODES, f"use {', '.join(MODES)}")
+        self.follow("mode", MODE)
         self.require("epochs", 1 <= self.epochs <= MAX_EPOCHS, f"must be from 1 to {MAX_EPOCHS}")
         self.require("batch_size", 1 <= self.batch_size <= MAX_BATCH, BATCH_RANGE)
         self.require("lr", self.lr > 0, "must be > 0")
@@ -204,6 +211,17 @@ MODES = ("lora", "head", "full")  # train.mode: what trains
 DEVICES = ("auto", "cpu", "cuda")
 ATTENTIONS = ("auto", "eager", "sdpa")  # model.attention: transformers' attn_implementation
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+MODEL_NAME = Rule(lambda name: bool(name.strip()), "must be a hub id or a folder name")
+LENGTH = Rule(lambda n: 2 <= n <= MAX_LENGTH, f"must be an integer from 2 to {MAX_LENGTH}")
+MODE = Rule(lambda mode: mode in MODES, f"use {', '.join(MODES)}")
+CLASS_NAMES = Rule(
+    lambda names: len(names) >= 2 and distinct_names(names),
+    "must list two or more distinct class names",
+)
+TEXT_COLUMNS = Rule(
+    lambda columns: len(columns) in (1, 2) and distinct_names(columns),
+    "must list one or two distinct column names",
+)
 SECTIONS: dict[str, type[Section]] = {
     "data": DataConfig,
     "model": ModelConfig,

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lora_core.errors import DataError
+from lora_core.errors import DataError, damaged, is_int
 from lora_core.readers import read_classes
 from lora_core.tables import FORMATS, Table, read_columns
 
@@ -111,7 +111,7 @@ def _label_texts(table: Table, values: list, column: str) -> list[str]:
     for i, value in enumerate(values):
         if isinstance(value, float) and value.is_integer():
             value = int(value)
-        if isinstance(value, int) and not isinstance(value, bool):
+        if is_int(value):
             value = str(value)
         if value is None or (isinstance(value, str) and not value.strip()):
             shown = "missing" if value is None else repr(value)
@@ -198,10 +198,6 @@ def write_examples(path: Path, examples: Examples, names: tuple[str, ...]) -> No
     path.write_text(jsonl_text(rows), encoding="utf-8")
 
 
-def _prepared_damaged(path: Path) -> DataError:
-    return DataError(f"{path} is damaged: run `dvc repro --force prepare`")
-
-
 def read_examples(path: Path, names: tuple[str, ...]) -> Examples:
     """A split that ``write_examples`` wrote."""
     if not path.is_file():
@@ -216,9 +212,9 @@ def read_examples(path: Path, names: tuple[str, ...]) -> Examples:
         pairs = [r["text_pair"] for r in rows] if rows and "text_pair" in rows[0] else None
         examples = Examples([r["text"] for r in rows], labels, pairs)
     except (ValueError, KeyError, TypeError):
-        raise _prepared_damaged(path) from None
+        raise damaged(path, "prepare") from None
     if not examples.labels:
-        raise _prepared_damaged(path)
+        raise damaged(path, "prepare")
     return examples
 
 

@@ -34,6 +34,22 @@ class DataError(LoraSst2Error):
     """Raw or prepared data that is missing or malformed."""
 
 
+def damaged(path: Any, stage: str, why: str = "") -> DataError:
+    """A file that ``stage`` wrote and that no longer reads as it writes it."""
+    because = f" ({why})" if why else ""
+    return DataError(f"{path} is damaged{because}: run `dvc repro --force {stage}`")
+
+
+def is_int(value: Any) -> bool:
+    """An integer and not a bool (JSON's and YAML's true is a bool, and bools are ints)."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def is_number(value: Any) -> bool:
+    """An int or a float, not a bool."""
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
 def fail(section: str, key: str, value: Any, allowed: str) -> None:
     """Refuse ``section.key = value``, saying what is allowed."""
     name = f"{section}.{key}" if section else key
@@ -50,10 +66,9 @@ def type_ok(value: Any, hint: Any) -> bool:
     if hint is bool:
         return isinstance(value, bool)
     if hint is int:
-        return isinstance(value, int) and not isinstance(value, bool)
+        return is_int(value)
     if hint is float:  # finite: YAML reads 1e400 as inf
-        number = isinstance(value, int | float) and not isinstance(value, bool)
-        return number and math.isfinite(value)
+        return is_number(value) and math.isfinite(value)
     if origin is tuple:
         return isinstance(value, list | tuple) and all(isinstance(v, str) for v in value)
     if origin is dict:

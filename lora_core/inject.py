@@ -8,8 +8,8 @@ from collections.abc import Iterable, Iterator
 import torch
 from torch import nn
 
-from lora_core.config import MODES
-from lora_core.errors import LoraSst2Error
+from lora_core.config import MODE
+from lora_core.errors import LoraSst2Error, fail
 from lora_core.layer import LoRALinear
 
 HEAD_PREFIXES = ("classifier",)
@@ -71,8 +71,8 @@ def mark_trainable(model: nn.Module, mode: str = "lora", train_pooler: bool = Fa
     ``lora``: LoRA matrices and the classifier head (and the pooler if ``train_pooler``);
     ``head``: the classifier head (and the pooler if ``train_pooler``); ``full``: everything.
     """
-    if mode not in MODES:
-        raise LoraSst2Error(f"train.mode = {mode!r} is not allowed: use {', '.join(MODES)}")
+    if not MODE.test(mode):
+        fail("train", "mode", mode, MODE.allowed)
     for name, param in model.named_parameters():
         leaf = name.rsplit(".", 1)[-1]
         is_lora = leaf in ("lora_A", "lora_B")

@@ -14,7 +14,7 @@ import logging
 from pathlib import Path
 
 from lora_core.config import TRAIN_READS, Params
-from lora_core.errors import LoraSst2Error
+from lora_core.errors import damaged, is_number
 
 LIVE = "live"  # under the metrics folder: metrics/live/, git-ignored
 CURVES = "train"  # under the metrics folder: metrics/train/, the finished run's copy of it
@@ -71,7 +71,7 @@ class TrainLog:
     def finish(self, summary: dict) -> None:
         """The final training metrics (numbers only) beside the last step's."""
         for key, value in summary.items():
-            if isinstance(value, int | float) and not isinstance(value, bool):
+            if is_number(value):
                 self.live.summary[key] = value
         self.live.make_summary()
 
@@ -85,4 +85,4 @@ def read_tsv(path: Path, column: str) -> list[dict]:
         rows = [line.split("\t") for line in lines[1:]]
         return [{"step": float(step), column: float(value)} for step, value in rows]
     except (ValueError, IndexError, UnicodeDecodeError):
-        raise LoraSst2Error(f"{path} is damaged: run `dvc repro --force train`") from None
+        raise damaged(path, "train") from None

@@ -6,7 +6,6 @@ back to ours, refusing in one line what we cannot represent.
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -18,7 +17,7 @@ from torch import nn
 
 from lora_core.adapter_config import PEFT_CONFIG, PEFT_WEIGHTS, AdapterConfig
 from lora_core.config import MAX_RANK, LoraConfig, ModelConfig
-from lora_core.errors import ConfigError, LoraSst2Error, errors_from
+from lora_core.errors import ConfigError, LoraSst2Error, errors_from, is_int, type_ok
 from lora_core.files import json_text
 from lora_core.inject import _matches as target_matches
 from lora_core.layer import LoRALinear
@@ -130,14 +129,6 @@ def to_peft(
     return tensors, peft_config
 
 
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-
-
 def _targets_ok(value: Any) -> bool:
     if isinstance(value, str):
         try:
@@ -157,9 +148,9 @@ def _rules(raw: dict) -> list[tuple[str, bool, str]]:
         ("peft_type", raw.get("peft_type") == "LORA", "this version reads LORA only"),
         ("task_type", raw.get("task_type") == "SEQ_CLS", "this version reads SEQ_CLS only"),
         ("base_model_name_or_path", _id_ok(raw.get("base_model_name_or_path")), "an id"),
-        ("r", _is_int(r) and 1 <= r <= MAX_RANK, f"an integer from 1 to {MAX_RANK}"),
-        ("lora_alpha", _number(alpha) and alpha > 0, "a number > 0"),
-        ("lora_dropout", _number(dropout) and 0 <= dropout < 1, "a number >= 0 and < 1"),
+        ("r", is_int(r) and 1 <= r <= MAX_RANK, f"an integer from 1 to {MAX_RANK}"),
+        ("lora_alpha", type_ok(alpha, float) and alpha > 0, "a number > 0"),
+        ("lora_dropout", type_ok(dropout, float) and 0 <= dropout < 1, "a number >= 0 and < 1"),
         ("use_rslora", isinstance(raw["use_rslora"], bool), "true or false"),
         ("target_modules", _targets_ok(raw.get("target_modules")), "module suffixes or a regex"),
         ("bias", raw["bias"] == "none", "this version reads 'none' only"),

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from lora_core.errors import DataError, LoraSst2Error
+from lora_core.errors import DataError, LoraSst2Error, damaged
 
 if TYPE_CHECKING:  # torch is loaded by load_tensors alone: the data stages never load it
     import torch
@@ -82,13 +82,12 @@ def read_classes(path: Path, stage: str) -> tuple[tuple[str, ...], tuple[str, ..
     if not path.is_file():
         raise DataError(f"{path} not found: run `dvc repro {stage}` first")
     raw = read_json(path)
-    damaged = DataError(f"{path} is damaged: run `dvc repro --force {stage}`")
     try:
         names, columns = tuple(raw["labels"]), tuple(raw["text_columns"])
     except (KeyError, TypeError):
-        raise damaged from None
+        raise damaged(path, stage) from None
     if len(names) < 2 or not all(isinstance(v, str) for v in (*names, *columns)):
-        raise damaged
+        raise damaged(path, stage)
     return names, columns
 
 

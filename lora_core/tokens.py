@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 from safetensors.numpy import load_file, save_file
 
-from lora_core.errors import DataError
+from lora_core.errors import DataError, damaged
 
 
 def split_file(folder: str | Path, name: str) -> Path:
@@ -116,10 +116,6 @@ def save_tokenized(
     save_file(tensors, str(split_file(folder, name)), metadata={"info": info})
 
 
-def damaged(path: Path) -> DataError:
-    return DataError(f"{path} is damaged: run `dvc repro --force tokenize`")
-
-
 def load_tokenized(folder: str | Path, name: str) -> TokenizedSplit:
     """Read the split ``name`` that ``save_tokenized`` wrote into ``folder``."""
     from safetensors import SafetensorError, safe_open
@@ -134,11 +130,11 @@ def load_tokenized(folder: str | Path, name: str) -> TokenizedSplit:
         pad = int(info.get("pad_id", 0))
         split = TokenizedSplit(t["ids"], t["offsets"], t["labels"], pad, t.get("type_ids"))
     except (SafetensorError, KeyError, ValueError, TypeError, AttributeError):
-        raise damaged(path) from None
+        raise damaged(path, "tokenize") from None
     if len(split.offsets) != len(split) + 1 or split.offsets[-1] != len(split.ids):
-        raise damaged(path)
+        raise damaged(path, "tokenize")
     if split.type_ids is not None and len(split.type_ids) != len(split.ids):
-        raise damaged(path)
+        raise damaged(path, "tokenize")
     return split
 
 

@@ -85,7 +85,7 @@ def _with(**changes):
         (_with(max_length="128"), "max_length = '128' is not allowed: must be an integer"),
         (_with(max_length=10**5), "max_length = 100000 is not allowed: must be an integer from 2"),
         (_with(format=True), "format = True is not allowed: must be an integer"),
-        (_with(base_model="  "), "base_model = '  ' is not allowed: must be a model id"),
+        (_with(base_model="  "), "base_model = '  ' is not allowed: must be a hub id or a"),
         (_with(extra=1), "unknown key 'extra'; allowed: base_model, format, labels, lora"),
         ([1, 2], "expected a mapping of keys, got [1, 2]"),
     ],

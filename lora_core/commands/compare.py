@@ -13,9 +13,8 @@ from pathlib import Path
 
 from lora_core.baseline import BASELINE, BASELINE_PREDICTIONS
 from lora_core.commands.paired import Paired, pair
-from lora_core.commands.verdict import is_number
 from lora_core.config import load_params
-from lora_core.errors import LoraSst2Error
+from lora_core.errors import LoraSst2Error, damaged, is_number
 from lora_core.readers import read_json
 from lora_core.scores import PREDICTIONS, read_predictions
 
@@ -47,7 +46,7 @@ def _predictions(path: Path, stage: str):
     try:
         return read_predictions(path.read_text(encoding="utf-8"))
     except (ValueError, UnicodeDecodeError) as err:
-        raise LoraSst2Error(f"{path} is damaged ({err}): run `dvc repro --force {stage}`") from None
+        raise damaged(path, stage, str(err)) from None
 
 
 def _classes(test: dict) -> int | None:

@@ -7,7 +7,7 @@ import argparse
 from pathlib import Path
 
 from lora_core.adapter import load_trained, weights_file
-from lora_core.errors import LoraSst2Error
+from lora_core.errors import damaged
 from lora_core.inject import count_parameters
 from lora_core.pretrained import BASE_DIR
 from lora_core.readers import read_json
@@ -43,7 +43,7 @@ def scores(eval_path: Path) -> dict:
         return {}
     raw = read_json(eval_path)
     if not isinstance(raw, dict) or not all(isinstance(v, dict) for v in raw.values()):
-        raise LoraSst2Error(f"{eval_path} is damaged: run `dvc repro` to write it anew")
+        raise damaged(eval_path, "evaluate")
     out = {}
     for split, values in raw.items():
         for key, value in values.items():

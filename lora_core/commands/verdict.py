@@ -11,6 +11,7 @@ from typing import Any
 
 from lora_core.commands.paired import Paired
 from lora_core.config import GateConfig
+from lora_core.errors import is_number
 
 # Metrics are stored rounded; float subtraction leaves ~1e-17, so a drop of exactly max_drop passes.
 TOLERANCE = 1e-9
@@ -19,11 +20,6 @@ STAND_INS = {"f1": "macro_f1"}
 
 
 # --- pure -------------------------------------------------------------------------------------
-
-
-def is_number(value: Any) -> bool:
-    """A JSON number: an int or a float, not a bool."""
-    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 @dataclass(frozen=True)
