@@ -70,7 +70,9 @@ def main(argv: list[str] | None = None) -> None:
         print(line)
     rows = ", ".join(f"{k} {v['rows']}" for k, v in summary["splits"].items())
     classes = len(summary["labels"])
-    print(f"prepared {rows} ({classes} classes, {summary['split']} split) -> {args.out}/")
+    kind = summary["split"]
+    how = "the folder's own splits" if kind == "none" else f"{kind} split"  # none: nothing carved
+    print(f"prepared {rows} ({classes} classes, {how}) -> {args.out}/")
 
 
 if __name__ == "__main__":

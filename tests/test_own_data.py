@@ -22,7 +22,8 @@ def test_string_labels_prepare_beside_the_shipped_data_labels(tiny_project, monk
     assert capsys.readouterr().out == (
         "data.labels ['negative', 'positive'] does not name every label of the train file, "
         "so its labels are the classes in sorted order: contradiction, entailment, neutral\n"
-        "prepared train 240, val 30, test 45 (3 classes, none split) -> data/prepared/\n"
+        "prepared train 240, val 30, test 45 (3 classes, the folder's own splits)"
+        " -> data/prepared/\n"
     )
     summary = json.loads((tiny_project / "data/prepared/summary.json").read_text())
     assert summary["labels"] == list(PAIR_CLASSES)
