@@ -29,13 +29,6 @@ def model_source(model: str, max_length: int = 128) -> tuple[ModelConfig, Path]:
     return ModelConfig(name=model, max_length=max_length), BASE_DIR
 
 
-def head(split: TokenizedSplit, n: int) -> TokenizedSplit:
-    """The first ``n`` examples of a split (all of them when it has fewer)."""
-    n = min(n, len(split))
-    end = int(split.offsets[n])
-    return TokenizedSplit(split.ids[:end], split.offsets[: n + 1], split.labels[:n], split.pad_id)
-
-
 def sst2_splits(
     model_cfg: ModelConfig, base_dir: Path, sizes: dict[str, int], raw_dir: Path = RAW_DIR
 ) -> dict[str, TokenizedSplit]:

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from common import DEFAULT_MODEL, Timer, describe_machine, head, median, model_source, sst2_splits
+from common import DEFAULT_MODEL, Timer, describe_machine, median, model_source, sst2_splits
 from lora_core.adapter import CONFIG, WEIGHTS, load_trained, read_adapter
 from lora_core.config import LoraConfig
 from lora_core.device import resolve_precision
@@ -96,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     unmerged, merged, source = lora_classifier(args, model_cfg, base_dir)
     base = load_base_model(model_cfg.name, base_dir)
     share_head(base, merged)
-    to_merged, to_base = check_merge(unmerged, merged, base, head(split, 64))
+    to_merged, to_base = check_merge(unmerged, merged, base, split.first(64))
     print(f"machine: {describe_machine()}")
     print(
         f"model {model_cfg.name}; {len(split)} {args.split} examples, batch {args.batch_size}, "

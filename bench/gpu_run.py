@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from common import DEFAULT_MODEL, Timer, head, model_source
+from common import DEFAULT_MODEL, Timer, model_source
 from lora_core.config import Params, load_params
 from lora_core.device import resolve_device, resolve_precision
 from lora_core.errors import exit_on_user_error
@@ -57,7 +57,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def cap(split: TokenizedSplit, n: int | None) -> TokenizedSplit:
-    return split if n is None else head(split, n)
+    return split if n is None else split.first(n)
 
 
 def load_splits(folder: str, n: int | None) -> dict[str, TokenizedSplit]:
@@ -153,9 +153,9 @@ def run_synthetic(args: argparse.Namespace, params: Params) -> dict:
     n = args.max_examples or SYNTHETIC_EXAMPLES
     path = split_file(args.tokenized, "train")
     train = (
-        head(load_tokenized(args.tokenized, "train"), n) if path.exists() else synthetic_split(n, 0)
+        load_tokenized(args.tokenized, "train").first(n) if path.exists() else synthetic_split(n, 0)
     )
-    val = head(train, 64)  # train_model scores it after the epoch, untimed
+    val = train.first(64)  # train_model scores it after the epoch, untimed
     model = random_bert_base(params, params.train.seed)
     compile_modes = {"off": [False], "on": [True], "both": [False, True]}[args.compile]
     runs = []
@@ -164,7 +164,7 @@ def run_synthetic(args: argparse.Namespace, params: Params) -> dict:
             cfg = dataclasses.replace(
                 params.train, epochs=1, batch_size=batch_size, compile=compiled, device=args.device
             )
-            warm = head(train, 3 * batch_size)  # includes compilation when compiled
+            warm = train.first(3 * batch_size)  # includes compilation when compiled
             with Timer() as timer:
                 train_model(model, warm, val, cfg, device, precision, 128, False)
             result = train_model(model, train, val, cfg, device, precision, 128, args.progress)

@@ -16,7 +16,7 @@ import sys
 
 import torch
 
-from common import DEFAULT_MODEL, describe_machine, head, model_source, sst2_splits
+from common import DEFAULT_MODEL, describe_machine, model_source, sst2_splits
 from lora_core.config import LoraConfig, TrainConfig
 from lora_core.device import use_attention
 from lora_core.loop import train_model
@@ -32,7 +32,7 @@ def child(stored: bool, n: int, model: str) -> None:
     use_attention(classifier, "auto", device)
     cfg = TrainConfig(epochs=1, device="cpu")
     result = train_model(
-        classifier, splits["train"], head(splits["val"], 64), cfg, device, "bf16",
+        classifier, splits["train"], splits["val"].first(64), cfg, device, "bf16",
         progress=False, frozen_in_compute_dtype=stored,
     )  # fmt: skip
     print(f"{result.peak_memory_mb:.1f}")

@@ -54,7 +54,6 @@ from common import (
     Timer,
     describe_machine,
     encoder_weights,
-    head,
     lora_training_flops,
     main_forward,
     matmul_flops_per_second,
@@ -137,12 +136,12 @@ def run_ours(model, train, val, cfg, device, precision, frozen_in_compute_dtype)
     kwargs = {}
     if frozen_in_compute_dtype is not None:
         kwargs["frozen_in_compute_dtype"] = frozen_in_compute_dtype
-    warm = head(train, WARMUP_STEPS * cfg.batch_size)
+    warm = train.first(WARMUP_STEPS * cfg.batch_size)
     warm_model = copy.deepcopy(model)
-    train_model(warm_model, warm, head(val, 8), cfg, device, precision, 128, False, **kwargs)
+    train_model(warm_model, warm, val.first(8), cfg, device, precision, 128, False, **kwargs)
     # train_model scores val after the epoch, untimed; a few examples keep that short, the
     # accuracy reported is scored in float32 afterwards, the same way for every run.
-    return train_model(model, train, head(val, 32), cfg, device, precision, 128, False, **kwargs)
+    return train_model(model, train, val.first(32), cfg, device, precision, 128, False, **kwargs)
 
 
 def ours_classifier(s: Setup, lora: LoraConfig) -> nn.Module:

@@ -35,6 +35,15 @@ class TokenizedSplit:
     def lengths(self) -> np.ndarray:
         return np.diff(self.offsets)
 
+    def first(self, n: int) -> TokenizedSplit:
+        """The first ``n`` examples (all of them when the split has fewer)."""
+        n = min(n, len(self))
+        end = int(self.offsets[n])
+        types = None if self.type_ids is None else self.type_ids[:end]
+        return TokenizedSplit(
+            self.ids[:end], self.offsets[: n + 1], self.labels[:n], self.pad_id, types
+        )
+
 
 CHUNK = 4096  # rows tokenized at once: a million rows never sit in memory as Python lists
 

@@ -93,3 +93,16 @@ def test_pairs_without_segment_ids_when_the_tokenizer_has_none(tokenizer):
     assert split.type_ids is None
     assert split.ids.tolist() == tokenizer("good film", "the plot")["input_ids"]
     assert "token_type_ids" not in collate(split, np.array([0]))
+
+
+def test_first_keeps_the_first_rows_with_their_segment_ids(tokenizer):
+    texts, pairs = ["good film", "a very dull plot", "fun"], ["the plot", "fun", "good"]
+    split, _ = tokenize(tokenizer, texts, [1, 0, 1], max_length=8, pairs=pairs)
+    two = split.first(2)
+    end = int(split.offsets[2])
+    assert two.offsets.tolist() == split.offsets[:3].tolist() and two.labels.tolist() == [1, 0]
+    assert two.ids.tolist() == split.ids[:end].tolist()
+    assert two.type_ids.tolist() == split.type_ids[:end].tolist()
+    assert split.first(10).ids.tolist() == split.ids.tolist() and len(split.first(10)) == 3
+    single, _ = tokenize(tokenizer, texts, [1, 0, 1], max_length=8)
+    assert single.first(1).type_ids is None and len(single.first(1)) == 1
