@@ -8,6 +8,7 @@ import sys
 from lora_core.config import load_params
 from lora_core.distributed import launch, launched
 from lora_core.errors import exit_on_user_error
+from lora_core.tokens import read_task
 from lora_core.training import train_adapter
 
 
@@ -28,6 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     params = load_params(args.params)
     if params.train.processes > 1 and not launched():  # again, as torchrun's processes
+        read_task(args.tokenized)  # missing or damaged data: one line here, not one a process
         return launch(params.train.processes, "stages.train", argv)
     progress = not args.no_progress
     trained = train_adapter(

@@ -131,6 +131,13 @@ def test_a_failure_in_the_processes_is_one_line_and_writes_nothing(project):
     assert snapshot(project, skip=("metrics/live/",)) == before  # earlier outputs untouched
 
 
+def test_missing_tokenized_data_is_one_line_before_any_process_starts(project):
+    set_params(project, {"train": {"processes": 2}})
+    proc = run([*TRAIN, "--tokenized", "nowhere"], project, check=False)
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert proc.stderr == "error: nowhere/task.json not found: run `dvc repro tokenize` first\n"
+
+
 def test_two_torchrun_launchers_as_two_nodes_train_the_same_adapter(project):
     run(TRAIN, project)
     one = _trained(project)
