@@ -13,7 +13,7 @@ import optuna
 import pytest
 import yaml
 
-from lora_core.commands.trials import ExpRunner, override
+from lora_core.commands.trials import RUNNING, ExpRunner, override
 from lora_core.config import Params
 from lora_core.errors import ConfigError
 from lora_core.scores import VAL_PREDICTIONS
@@ -318,3 +318,15 @@ def test_a_bad_space_stops_the_cli_with_one_line_and_nothing_written(
         "got [0, 0.01]\n",
     )
     assert not (project / "tune").exists()
+
+
+def test_the_trial_a_killed_tune_left_running_is_stopped_on_resume(tmp_path):
+    """SIGKILL of tune leaves its `dvc exp run` alive in its own session: the next call stops
+    it (here a stand-in whose command line says `exp run`) before DVC's lock is needed."""
+    argv = [sys.executable, "-c", "import time; time.sleep(60)", "exp", "run"]
+    proc = subprocess.Popen(argv, start_new_session=True)
+    (tmp_path / RUNNING).write_text(str(proc.pid))
+    runner = ExpRunner(tmp_path, tmp_path)
+    assert runner.stop_orphan() is True
+    assert proc.wait(5) != 0 and not (tmp_path / RUNNING).exists()
+    assert runner.stop_orphan() is False  # nothing left

@@ -27,6 +27,7 @@ from lora_core.readers import read_json
 from lora_core.scores import VAL_PREDICTIONS, read_predictions
 from lora_core.tune import COMPLETE, FAILED, PRUNED, Outcome
 
+RUNNING = "running.pid"  # in the study folder: the process group of the trial running now
 POLL_SECONDS = 0.5  # how often a running trial's live log is read
 STOP_SECONDS = 60  # SIGINT's grace before SIGKILL when a pruned trial is stopped
 
@@ -43,6 +44,15 @@ def _first(path: Path, column: str) -> float | None:
     except (LoraSst2Error, OSError):
         return None
     return rows[0][column] if rows else None
+
+
+def _alive(pid: int) -> bool:
+    """Whether process ``pid`` runs (a zombie, dead but not yet reaped, does not)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rpartition(")")[2].split()[0] != "Z"
 
 
 def stop(proc: subprocess.Popen) -> None:
@@ -65,6 +75,27 @@ class ExpRunner:
         self.root, self.baseline = root, baseline
         self.metrics = root / "metrics"
 
+    def stop_orphan(self) -> bool:
+        """Stop the trial a SIGKILLed tune left running (its `dvc exp run` lives on in its
+        own session and would hold DVC's lock); whether there was one."""
+        path = self.baseline / RUNNING
+        if not path.exists():
+            return False
+        pid = int(path.read_text())
+        path.unlink()
+        cmdline = Path(f"/proc/{pid}/cmdline")
+        if cmdline.exists() and b"exp\0run" not in cmdline.read_bytes():
+            return False  # the id now belongs to another program
+        for sig, wait in ((signal.SIGINT, STOP_SECONDS), (signal.SIGKILL, 5)):
+            try:
+                os.killpg(pid, sig)
+            except ProcessLookupError:
+                return sig == signal.SIGKILL
+            deadline = time.monotonic() + wait
+            while time.monotonic() < deadline and _alive(pid):
+                time.sleep(POLL_SECONDS)
+        return True
+
     def reset(self) -> None:
         """params.yaml as the study's baseline, and no live log left from an earlier trial."""
         text = (self.baseline / "params.yaml").read_bytes()
@@ -82,7 +113,9 @@ class ExpRunner:
                 cmd, cwd=self.root, stdout=out, stderr=subprocess.STDOUT, env=env,
                 start_new_session=True,  # its own process group: a prune stops all of it
             )  # fmt: skip
+            (self.baseline / RUNNING).write_text(str(proc.pid))
             stopped_at = self._watch(proc, prune)
+            (self.baseline / RUNNING).unlink()
         if stopped_at is not None:
             self.reset()
             why = f"first-epoch val accuracy {stopped_at:.4f} below the median"

@@ -84,8 +84,10 @@ def run(args: argparse.Namespace) -> int:
     if trials < 1:
         raise LoraSst2Error(f"--trials {trials} is not allowed: at least 1")
     defaults = {d.key: current(params, d.key) for d in space}
-    study = open_study(folder, args, cfg.seed)
     runner = ExpRunner(root, folder)
+    if runner.stop_orphan():
+        print("stopped the trial a killed tune left running")
+    study = open_study(folder, args, cfg.seed)
     state = Search(study, space, base_space, defaults, cfg.objective,
                   params.evaluate.bootstrap_resamples, cfg.prune and not args.no_prune)  # fmt: skip
     try:
