@@ -9,6 +9,7 @@ the same rows (McNemar), whichever machine ran it.
 
 from __future__ import annotations
 
+import json
 import math
 import statistics
 import time
@@ -140,11 +141,11 @@ def finish(study: optuna.Study, trial: optuna.Trial, outcome: Outcome, value: fl
 
 
 def shown(overrides: dict, defaults: dict) -> str:
-    """The overrides that differ from the defaults, short: ``lr=0.0011 r=8``."""
+    """The overrides that differ from the defaults, short: ``lr=0.0011 r=8 pooler=true``."""
     changed = {k: v for k, v in overrides.items() if v != defaults.get(k)}
     tails = [k.rpartition(".")[2] for k in changed]
     names = [t if tails.count(t) == 1 else k for k, t in zip(changed, tails)]
-    values = [f"{v:.3g}" if isinstance(v, float) else str(v) for v in changed.values()]
+    values = [f"{v:.3g}" if isinstance(v, float) else json.dumps(v) for v in changed.values()]
     return " ".join(f"{n}={v}" for n, v in zip(names, values)) or "defaults"
 
 
@@ -192,7 +193,8 @@ class Search:
             self.log(self.progress(trial.number, overrides, outcome, value, took, minutes, trials))
             failures += outcome.state == FAILED
             if trial.user_attrs.get("defaults") and outcome.state == FAILED and outcome.why:
-                raise LoraSst2Error(f"trial 0 (params.yaml as it stands) failed: {outcome.why}")
+                why = f"trial {trial.number} (params.yaml as it stands) failed: {outcome.why}"
+                raise LoraSst2Error(f"{why}; fix params.yaml first")
             if failures > trials:
                 raise LoraSst2Error(f"{failures} trials failed in this run: see `dvc exp show`")
 

@@ -15,7 +15,7 @@ import yaml
 
 from lora_core.commands.trials import RUNNING, ExpRunner, override
 from lora_core.config import Params
-from lora_core.errors import ConfigError
+from lora_core.errors import ConfigError, LoraSst2Error
 from lora_core.scores import VAL_PREDICTIONS
 from lora_core.tune import (
     COMPLETE,
@@ -330,3 +330,15 @@ def test_the_trial_a_killed_tune_left_running_is_stopped_on_resume(tmp_path):
     assert runner.stop_orphan() is True
     assert proc.wait(5) != 0 and not (tmp_path / RUNNING).exists()
     assert runner.stop_orphan() is False  # nothing left
+
+
+def test_a_failed_trial_0_stops_the_search_saying_params_yaml_needs_fixing():
+    state = make_study()
+    runner = FakeRunner(lambda o: Outcome(FAILED, "ERROR: failed to reproduce 'train'"))
+    with pytest.raises(LoraSst2Error) as info:
+        state.run(3, runner)
+    assert str(info.value) == (
+        "trial 0 (params.yaml as it stands) failed: ERROR: failed to reproduce 'train'; "
+        "fix params.yaml first"
+    )
+    assert len(runner.calls) == 1
