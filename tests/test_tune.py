@@ -8,6 +8,7 @@ import re
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import optuna
 import pytest
@@ -325,6 +326,11 @@ def test_the_trial_a_killed_tune_left_running_is_stopped_on_resume(tmp_path):
     it (here a stand-in whose command line says `exp run`) before DVC's lock is needed."""
     argv = [sys.executable, "-c", "import time; time.sleep(60)", "exp", "run"]
     proc = subprocess.Popen(argv, start_new_session=True)
+    cmdline = Path(f"/proc/{proc.pid}/cmdline")
+    for _ in range(100):  # as a later call finds it: its command line in place
+        if b"exp" in cmdline.read_bytes():
+            break
+        time.sleep(0.05)
     (tmp_path / RUNNING).write_text(str(proc.pid))
     runner = ExpRunner(tmp_path, tmp_path)
     assert runner.stop_orphan() is True
