@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import re
 import typing
@@ -205,6 +206,36 @@ class GateConfig(Section):
         self.require("alpha", 0 < self.alpha < 1, "must be > 0 and < 1")
 
 
+# The default search of `lora-sst2 tune` (docs/tune.md): what moved results on new data.
+TUNE_SPACE = {
+    "train.lr": {"log": [0.0005, 0.005]},
+    "train.model_dropout": {"choices": [0.0, None]},
+    "lora.r": {"choices": [4, 8, 16]},
+    "lora.dropout": {"linear": [0.0, 0.3]},
+    "train.train_pooler": {"choices": [False, True]},
+}
+TUNE_LONG_TEXTS = {"model.max_length": {"choices": [128, 256]}}  # joins past 5% of texts cut
+OBJECTIVES = ("auto", "val.accuracy", "val.macro_f1")  # auto: macro-F1 past two classes
+
+
+@dataclass(frozen=True)
+class TuneConfig(Section):
+    """`lora-sst2 tune`'s budget and search space; the space's entries are checked against
+    the params they vary by lora_core/tune_space.py, which tune alone imports."""
+
+    SECTION = "tune"
+    trials: int = 8  # complete trials in the study, trial 0 (params.yaml as it stands) included
+    objective: str = "auto"
+    seed: int = 0
+    prune: bool = True  # stop a trial whose first epoch is below the median of the completed
+    space: dict = field(default_factory=lambda: copy.deepcopy(TUNE_SPACE))
+    long_texts: dict = field(default_factory=lambda: copy.deepcopy(TUNE_LONG_TEXTS))
+
+    def check(self) -> None:
+        self.require("trials", 1 <= self.trials <= 10_000, "must be from 1 to 10000")
+        self.require("objective", self.objective in OBJECTIVES, f"use {', '.join(OBJECTIVES)}")
+
+
 DROPOUT_MODES = ("element", "token")  # lora.dropout_mode: on x (PEFT's), or per token on A x
 SPLIT_KINDS = ("auto", "random", "sentence")  # data.split: auto picks sentence for SST-2
 MODES = ("lora", "head", "full")  # train.mode: what trains
@@ -229,6 +260,7 @@ SECTIONS: dict[str, type[Section]] = {
     "train": TrainConfig,
     "evaluate": EvaluateConfig,
     "gate": GateConfig,
+    "tune": TuneConfig,
 }
 
 
@@ -242,6 +274,7 @@ class Params:
     train: TrainConfig = field(default_factory=TrainConfig)
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
     gate: GateConfig = field(default_factory=GateConfig)
+    tune: TuneConfig = field(default_factory=TuneConfig)
 
     def to_dict(self) -> dict[str, dict[str, Any]]:
         """The params as params.yaml spells them: sections of plain values, lists for tuples."""

@@ -1,7 +1,7 @@
 """What the evaluate stage writes: metrics/eval.json (with bootstrap intervals), the plots
-folder and the per-example predictions file, staged (``files.staged``) so that they appear
-together or not at all. The scores and the predictions format are scores.py's, which the
-baseline stage shares.
+folder and the per-example predictions files (test and val), staged (``files.staged``) so
+that they appear together or not at all. The scores and the predictions format are
+scores.py's, which the baseline stage shares.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from lora_core.errors import LoraSst2Error
 from lora_core.files import Staged, json_text
 from lora_core.live import CURVES, histories, read_tsv
 from lora_core.plots import plot_confusion, plot_curve, plot_roc, plot_training
-from lora_core.scores import PREDICTIONS, predictions_csv, scores_with_intervals
+from lora_core.scores import PREDICTIONS, VAL_PREDICTIONS, predictions_csv, scores_with_intervals
 
 
 def write_plots(
@@ -44,8 +44,8 @@ def write_evaluation(
     resamples: int,
     names: tuple[str, ...],
 ) -> dict:
-    """metrics/eval.json, per-example test predictions and the plots folder (replaced whole),
-    from (logits, labels) per split; ``names`` are the label names in class-id order."""
+    """metrics/eval.json, per-example test and val predictions and the plots folder (replaced
+    whole), from (logits, labels) per split; ``names`` are the label names in class-id order."""
     logits, labels = results["test"]
     if logits.shape[1] != len(names):
         raise LoraSst2Error(
@@ -63,7 +63,7 @@ def write_evaluation(
             {"step": r["step"], "val_accuracy": r["accuracy"]} for r in read_tsv(val, "accuracy")
         ]
         plot_training(read_tsv(loss, "loss"), rows, plots / "training.png")
-    predictions = out.file(metrics_dir / PREDICTIONS)
-    predictions.write_text(predictions_csv(logits, labels), encoding="utf-8")
+    for name, path in (("test", PREDICTIONS), ("val", VAL_PREDICTIONS)):
+        out.file(metrics_dir / path).write_text(predictions_csv(*results[name]), encoding="utf-8")
     out.file(metrics_dir / "eval.json").write_text(json_text(scores), encoding="utf-8")
     return scores

@@ -15,6 +15,7 @@ from lora_core import metrics as m
 from lora_core.stats import bootstrap_intervals
 
 PREDICTIONS = "predictions/test.csv"  # under metrics/: in git, so the gate can pair commits
+VAL_PREDICTIONS = "predictions/val.csv"  # the same for val: `lora-sst2 tune` pairs trials on it
 PREDICTION_COLUMNS = ("index", "label", "predicted", "probability")
 
 

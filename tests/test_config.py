@@ -29,7 +29,7 @@ def test_config_defaults_load_and_are_frozen():
 
 
 def test_config_to_dict_is_params_yaml_shaped():
-    assert list(DEFAULTS) == ["data", "model", "lora", "train", "evaluate", "gate"]
+    assert list(DEFAULTS) == ["data", "model", "lora", "train", "evaluate", "gate", "tune"]
     assert DEFAULTS["lora"] == {
         "r": 4, "alpha": 16.0, "dropout": 0.1, "targets": ["query", "value"], "rslora": False,
         "dropout_mode": "token",

@@ -9,7 +9,7 @@ from lora_core.errors import LoraSst2Error
 from lora_core.eval_outputs import write_evaluation
 from lora_core.files import staged
 from lora_core.metrics import roc_points, softmax
-from lora_core.scores import predictions_csv, read_predictions
+from lora_core.scores import PREDICTIONS, VAL_PREDICTIONS, predictions_csv, read_predictions
 
 SPLIT_KEYS = {"accuracy", "macro_f1", "mcc", "loss", "examples", "per_class"}
 BINARY_KEYS = SPLIT_KEYS | {"f1", "precision", "recall"}
@@ -99,3 +99,13 @@ def test_read_predictions_round_trip_and_damage():
         read_predictions("index,label\n0,1\n")
     with pytest.raises(ValueError):
         read_predictions("index,label,predicted,probability\n1,1,0,0.2\n")
+
+
+def test_val_predictions_are_written_beside_test_in_the_same_format(tmp_path):
+    _evaluate(tmp_path, ("negative", "positive"))
+    results = _results(2)
+    for split, path in (("val", VAL_PREDICTIONS), ("test", PREDICTIONS)):
+        text = (tmp_path / "metrics" / path).read_text()
+        assert text == predictions_csv(*results[split])
+    labels, _ = read_predictions((tmp_path / "metrics" / VAL_PREDICTIONS).read_text())
+    assert labels.tolist() == results["val"][1].tolist() and len(labels) == 12

@@ -17,7 +17,7 @@ from lora_core.pretrained import BASE_DIR
 # that takes the parsed args and returns the exit status.
 COMMAND_MODULES = tuple(
     f"lora_core.commands.{name}"
-    for name in ("predict", "export", "info", "fresh", "gate", "report", "compare")
+    for name in ("predict", "export", "info", "fresh", "gate", "report", "compare", "tune")
 )
 
 
