@@ -10,7 +10,7 @@ from safetensors.torch import save_file
 from torch import nn
 
 from lora_core.adapter_config import CONFIG, PEFT_CONFIG, PEFT_WEIGHTS, WEIGHTS, AdapterConfig
-from lora_core.errors import LoraSst2Error
+from lora_core.errors import LoraSst2Error, shown
 from lora_core.files import json_text
 from lora_core.inject import load_lora_state_dict
 from lora_core.model import build_classifier
@@ -70,8 +70,8 @@ def load_trained(
     state, config = read_adapter(folder)
     if expect_base is not None and config.base_model != expect_base:
         raise LoraSst2Error(
-            f"the adapter in {folder}/ was trained on {config.base_model!r}, not "
-            f"{expect_base!r}: re-run `dvc repro` or set model.name to match"
+            f"the adapter in {folder}/ was trained on {shown(config.base_model)}, not "
+            f"{shown(expect_base)}: re-run `dvc repro` or set model.name to match"
         )
     model = build_classifier(
         config.model_config(),

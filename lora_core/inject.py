@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from lora_core.config import MODES
-from lora_core.errors import LoraSst2Error
+from lora_core.errors import LoraSst2Error, shown
 from lora_core.layer import LoRALinear
 
 HEAD_PREFIXES = ("classifier",)
@@ -41,7 +41,7 @@ def inject_lora(
     ]
     if not names:
         raise LoraSst2Error(
-            f"lora.targets = {targets!r} matches no nn.Linear in "
+            f"lora.targets = {shown(targets)} matches no nn.Linear in "
             f"{type(model).__name__}; use module name suffixes such as ['query', 'value'] "
             "or a regex string over full module names"
         )
@@ -72,7 +72,7 @@ def mark_trainable(model: nn.Module, mode: str = "lora", train_pooler: bool = Fa
     ``head``: the classifier head (and the pooler if ``train_pooler``); ``full``: everything.
     """
     if mode not in MODES:
-        raise LoraSst2Error(f"train.mode = {mode!r} is not allowed: use {', '.join(MODES)}")
+        raise LoraSst2Error(f"train.mode = {shown(mode)} is not allowed: use {', '.join(MODES)}")
     for name, param in model.named_parameters():
         leaf = name.rsplit(".", 1)[-1]
         is_lora = leaf in ("lora_A", "lora_B")

@@ -18,7 +18,7 @@ from torch import nn
 
 from lora_core.adapter_config import PEFT_CONFIG, PEFT_WEIGHTS, AdapterConfig
 from lora_core.config import MAX_RANK, LoraConfig, ModelConfig
-from lora_core.errors import ConfigError, LoraSst2Error, errors_from
+from lora_core.errors import ConfigError, LoraSst2Error, errors_from, shown
 from lora_core.files import json_text
 from lora_core.inject import _matches as target_matches
 from lora_core.layer import LoRALinear
@@ -74,7 +74,7 @@ def _check_targets(
     whole = sorted(n for n in ours if _saved_by_peft(n, saved))
     if whole:
         raise LoraSst2Error(
-            f"lora.targets = {targets!r} adapts {whole[0]}, which PEFT trains whole and never "
+            f"lora.targets = {shown(targets)} adapts {whole[0]}, which PEFT trains whole and never "
             "adapts: keep the classifier (and the pooler with train_pooler) out of lora.targets"
         )
     # inject's rule is PEFT's check_target_module_exists: a full regex, or name suffixes.
@@ -82,8 +82,9 @@ def _check_targets(
     extra = sorted(peft - ours)
     if extra:
         raise LoraSst2Error(
-            f"lora.targets = {targets!r} also matches {extra[0]!r} ({modules[extra[0]]}), "
-            "which PEFT would adapt too: let lora.targets match nn.Linear layers only"
+            f"lora.targets = {shown(targets)} also matches {shown(extra[0])} "
+            f"({modules[extra[0]]}), which PEFT would adapt too: "
+            "let lora.targets match nn.Linear layers only"
         )
 
 
@@ -93,7 +94,7 @@ def to_peft(
     """PEFT's tensors and adapter_config.json for our adapter; ``modules`` from module_kinds."""
     if config.mode != "lora":
         raise LoraSst2Error(
-            f"the adapter's mode is {config.mode!r}, and PEFT's format holds LoRA adapters "
+            f"the adapter's mode is {shown(config.mode)}, and PEFT's format holds LoRA adapters "
             "(mode 'lora') only: export this one with --merged"
         )
     saved = (["pooler"] if config.train_pooler else []) + CLASSIFIER
@@ -178,11 +179,11 @@ def _adapter_fields(raw: Any) -> dict[str, Any]:
     """Our config's fields for a parsed adapter_config.json; what we cannot represent is
     refused."""
     if not isinstance(raw, dict):
-        raise ConfigError(f"expected a mapping of keys, got {raw!r}")
+        raise ConfigError(f"expected a mapping of keys, got {shown(raw)}")
     raw = {**DEFAULTS, **raw}
     for key, ok, allowed in _rules(raw):
         if not ok:
-            raise ConfigError(f"{key} = {raw.get(key)!r} is not allowed: {allowed}")
+            raise ConfigError(f"{key} = {shown(raw.get(key))} is not allowed: {allowed}")
     lora = LoraConfig(
         raw["r"], raw["lora_alpha"], raw["lora_dropout"], raw["target_modules"], raw["use_rslora"],
         dropout_mode="element",  # PEFT's lora_dropout drops elements of the input
@@ -222,14 +223,16 @@ def _task(marker: Any, classes: int | None) -> dict:
     if marker is None:
         return {"labels": generic}
     if not isinstance(marker, dict):
-        raise ConfigError(f"expected a mapping of keys, got {marker!r}")
+        raise ConfigError(f"expected a mapping of keys, got {shown(marker)}")
     names = marker.get("id2label")
     if names is None:  # exported before class names were: every adapter was SST-2's
         labels = LABELS if classes in (None, len(LABELS)) else generic
     elif isinstance(names, dict) and set(names) == {str(i) for i in range(len(names))}:
         labels = tuple(names[str(i)] for i in range(len(names)))
     else:
-        raise ConfigError(f"id2label = {names!r} is not allowed: ids 0 to N-1, each with a name")
+        raise ConfigError(
+            f"id2label = {shown(names)} is not allowed: ids 0 to N-1, each with a name"
+        )
     if classes is not None and len(labels) != classes:
         raise ConfigError(f"id2label names {len(labels)} classes, the classifier has {classes}")
     kept = {k: marker[k] for k in ("text_columns", "max_length") if k in marker}
@@ -255,7 +258,7 @@ def from_peft(
         plain_lora = lora == [len(parts) - 2] and parts[-2] in LORA_LEAVES and parts[-1] == "weight"
         if not key.startswith(PREFIX) or (lora and not plain_lora):
             raise LoraSst2Error(
-                f"{weights_source} holds {key!r}: this version reads PEFT's LoRA weights "
+                f"{weights_source} holds {shown(key)}: this version reads PEFT's LoRA weights "
                 f"({PREFIX}<module>.lora_A.weight, lora_B), classifier and pooler only"
             )
         state[".".join(parts[:-1]) if lora else ".".join(parts)] = value

@@ -129,6 +129,11 @@ CASES = {
         _param("lora", "rank", 8),
         "unknown key lora.rank; allowed: alpha, dropout",
     ),
+    "a 5,000-character value is echoed cut short": (
+        train,
+        _param("train", "device", "\x1b" * 5000),
+        "params.yaml: train.device = '" + "\\x1b" * 49 + "\\x\u2026 is not allowed: use one of",
+    ),
     "missing section": (prepare, _drop_section("data"), "params.yaml: missing section 'data'"),
     # data
     "no raw data": (
