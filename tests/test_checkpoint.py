@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import pytest
 import torch
 
 from lora_core import checkpoint as ckpt
 from lora_core.checkpoint import Checkpoints
 from lora_core.config import LoraConfig, ModelConfig, TrainConfig
-from lora_core.files import remove_temporaries
+from lora_core.files import atomic_path, remove_temporaries
 from lora_core.loop import train_model
 from lora_core.model import build_classifier
 from lora_core.pretrained import load_tokenizer
@@ -137,10 +141,23 @@ def test_a_checkpoint_of_another_process_count_is_one_line(setup, tmp_path):
     assert line == f"checkpoint {folder} does not fit this run ({why}): starting fresh"
 
 
-def test_remove_temporaries_removes_dot_tmp_files_and_folders_only(tmp_path):
-    for name in (".adapter.json.abc.tmp", ".train.json.x.tmp.old.tmp", "keep.tmp", "a.json"):
+def test_remove_temporaries_removes_only_this_and_dead_processes_own(tmp_path):
+    dead = subprocess.Popen([sys.executable, "-c", ""])
+    dead.wait()  # its PID names no process now
+    me, live = os.getpid(), os.getppid()
+    mine = [f".adapter.json.{me}.abcdefgh.tmp", f".train.json.{me}.x_2y3z4w.tmp.old.tmp"]
+    left_by_dead = f".eval.json.{dead.pid}.abcdefgh.tmp"
+    others = [f".adapter.json.{live}.abcdefgh.tmp", ".notes.tmp", ".a.json.abc.tmp", "keep.tmp"]
+    for name in [*mine, left_by_dead, *others, "a.json"]:
         (tmp_path / name).write_text("")
-    (tmp_path / ".plots.y.tmp").mkdir()
+    (tmp_path / f".plots.{me}.12345678.tmp").mkdir()
     removed = [p.name for p in remove_temporaries(tmp_path)]
-    assert removed == [".adapter.json.abc.tmp", ".plots.y.tmp", ".train.json.x.tmp.old.tmp"]
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.json", "keep.tmp"]
+    assert removed == sorted([*mine, left_by_dead, f".plots.{me}.12345678.tmp"])
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([*others, "a.json"])
+
+
+def test_temporaries_carry_this_process_id(tmp_path):
+    with atomic_path(tmp_path / "a.json") as tmp:
+        assert tmp.name.startswith(f".a.json.{os.getpid()}.") and tmp.name.endswith(".tmp")
+        tmp.write_text("{}")
+    assert [p.name for p in tmp_path.iterdir()] == ["a.json"]
