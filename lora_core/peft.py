@@ -17,7 +17,7 @@ from safetensors.torch import save_file
 from torch import nn
 
 from lora_core.adapter_config import PEFT_CONFIG, PEFT_WEIGHTS, AdapterConfig
-from lora_core.config import MAX_RANK, LoraConfig, ModelConfig
+from lora_core.config import MAX_RANK, LoraConfig, ModelConfig, target_regex_problem
 from lora_core.errors import ConfigError, LoraSst2Error, errors_from, shown
 from lora_core.files import json_text
 from lora_core.inject import _matches as target_matches
@@ -139,19 +139,18 @@ def _number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def _targets_ok(value: Any) -> bool:
-    if isinstance(value, str):
-        try:
-            re.compile(value)
-        except re.error:
-            return False
-        return bool(value) and value.lower() != "all-linear"  # PEFT's shorthand, not a regex
-    return bool(value) and isinstance(value, list) and all(isinstance(t, str) and t for t in value)
+def _targets_problem(value: Any) -> str | None:
+    """Why PEFT's target_modules cannot be our lora.targets; a regex by config's one rule."""
+    if isinstance(value, str) and value and value.lower() != "all-linear":  # PEFT's shorthand
+        return target_regex_problem(value)
+    names = isinstance(value, list) and all(isinstance(t, str) and t for t in value)
+    return None if value and names else "module suffixes or a regex"
 
 
 def _rules(raw: dict) -> list[tuple[str, bool, str]]:
     """(key, whether its value is one we can represent, what is allowed) per key of ``raw``."""
     r, alpha, dropout = raw["r"], raw["lora_alpha"], raw["lora_dropout"]
+    targets = _targets_problem(raw.get("target_modules"))
     saved = raw["modules_to_save"]
     heads = ", ".join([*CLASSIFIER, *POOLERS])
     rules = [
@@ -162,7 +161,7 @@ def _rules(raw: dict) -> list[tuple[str, bool, str]]:
         ("lora_alpha", _number(alpha) and alpha > 0, "a number > 0"),
         ("lora_dropout", _number(dropout) and 0 <= dropout < 1, "a number >= 0 and < 1"),
         ("use_rslora", isinstance(raw["use_rslora"], bool), "true or false"),
-        ("target_modules", _targets_ok(raw.get("target_modules")), "module suffixes or a regex"),
+        ("target_modules", targets is None, targets or ""),
         ("bias", raw["bias"] == "none", "this version reads 'none' only"),
         ("init_lora_weights", raw["init_lora_weights"] in INITS, "true, false or 'gaussian'"),
         ("modules_to_save", _heads_ok(saved), f"null or some of {heads}"),

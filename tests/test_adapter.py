@@ -75,6 +75,7 @@ def _with(**changes):
         (_with(lora=None), "missing key 'lora'"),
         (_with(lora__rank=8), "unknown key lora.rank; allowed: alpha, dropout, dropout_mode, r"),
         (_with(lora__targets="("), "lora.targets = '(' is not allowed: a string is a regex"),
+        (_with(lora__targets="(a|a)*b"), "lora.targets = '(a|a)*b' is not allowed: a target regex"),
         (_with(lora__r=0), "lora.r = 0 is not allowed: must be an integer from 1 to 1024"),
         (_with(mode="half"), "mode = 'half' is not allowed: use lora, head, full"),
         (_with(format=2), "format = 2 is not allowed: this version reads 1"),
