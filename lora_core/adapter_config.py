@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from lora_core.config import MAX_LENGTH, MODES, LoraConfig, ModelConfig, Params, Section, build
-from lora_core.errors import check_keys, errors_from
+from lora_core.errors import check_keys, errors_from, has_control
 from lora_core.pretrained import LABELS
 from lora_core.tokens import Task
 
@@ -20,6 +20,7 @@ WEIGHTS, CONFIG = "adapter.safetensors", "adapter.json"
 PEFT_WEIGHTS, PEFT_CONFIG = "adapter_model.safetensors", "adapter_config.json"  # PEFT's
 LENGTHS = f"must be an integer from 2 to {MAX_LENGTH}"
 FORMAT = 1
+CONTROL = "a name holds no control characters (tabs, newlines, terminal escapes)"
 
 
 @dataclass(frozen=True)
@@ -73,6 +74,11 @@ class AdapterConfig(Section):
         self.require("labels", ok, "must list two or more distinct class names")
         ok = len(self.text_columns) in (1, 2) and _distinct_names(self.text_columns)
         self.require("text_columns", ok, "must list one or two distinct column names")
+        for key in ("base_model", "labels", "text_columns"):  # printed by predict and info
+            value = getattr(self, key)
+            names = (value,) if isinstance(value, str) else value
+            ok = not any(has_control(name) for name in names)
+            self.require(key, ok, CONTROL)
 
     def to_json(self) -> dict:
         """The adapter.json mapping (key order as written since format 1)."""

@@ -295,6 +295,18 @@ CASES = {
         _adapter_json(lambda raw: raw["lora"].update(targets="(a|a)*b|.*query")),
         "models/adapter.json: lora.targets = '(a|a)*b|.*query' is not allowed: a target regex",
     ),
+    "adapter.json: weights from another run": (
+        evaluate,
+        _adapter_json(lambda raw: raw.update(weights_sha256="0" * 64)),
+        "models/adapter.safetensors is not the weights file models/adapter.json was written "
+        "with (its sha256 differs): copy both files from one run, or re-run `dvc repro`",
+    ),
+    "adapter.json: a class name with a terminal escape": (
+        evaluate,
+        _adapter_json(lambda raw: raw.update(labels=["negative", "\x1b]0;pwned\x07"])),
+        "models/adapter.json: labels = ('negative', '\\x1b]0;pwned\\x07') is not allowed: a "
+        "name holds no control characters (tabs, newlines, terminal escapes)",
+    ),
     "adapter for another base": (
         evaluate,
         _param("model", "name", "bert-base-uncased"),
