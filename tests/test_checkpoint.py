@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -130,6 +132,76 @@ def test_a_damaged_checkpoint_is_one_line(setup, tmp_path):
     (folder / "state.json").write_text("[1]")
     line = f"checkpoint {folder} is damaged (state.json is not a checkpoint's): starting fresh"
     assert ckpt.load(folder, PRINTS, _model(base), 1, 6) == (None, line)
+
+
+def _edit_state(folder, change, seal=False):
+    """state.json changed by ``change``; with ``seal``, resealed as a forger would."""
+    state = json.loads((folder / "state.json").read_text())
+    change(state)
+    if seal:
+        state["state_sha256"] = ckpt._seal(state)
+    (folder / "state.json").write_text(json.dumps(state))
+
+
+CHANGED = "state.json changed since it was written"
+
+
+@pytest.fixture(scope="module")
+def one_written(setup, tmp_path_factory):
+    return _one_checkpoint(setup, tmp_path_factory.mktemp("written"))
+
+
+@pytest.fixture
+def written(one_written, tmp_path):
+    """A copy of one checkpoint, to damage."""
+    folder = tmp_path / "checkpoint"
+    shutil.copytree(one_written, folder)
+    return folder
+
+
+@pytest.mark.parametrize(
+    ("change", "why"),
+    [
+        (lambda s: s.update(tensors="../../outside.safetensors"), "its tensors file is named "
+         "'../../outside.safetensors', not tensors-<step>.safetensors"),
+        (lambda s: s.update(tensors="/etc/passwd"), "its tensors file is named '/etc/passwd', "
+         "not tensors-<step>.safetensors"),
+        (lambda s: s.update(tensors=["x"]), "its tensors file is named ['x'], not tensors-<step>"
+         ".safetensors"),
+        (lambda s: s["scheduler"].update(last_epoch=0), CHANGED),
+        (lambda s: s["optimizer"]["param_groups"][0].update(lr=1.0), CHANGED),
+        (lambda s: s["rng"]["python"][1].reverse(), CHANGED),
+        (lambda s: s.update(step=3), CHANGED),
+        (lambda s: s.pop("state_sha256"), CHANGED),
+    ],
+)  # fmt: skip
+def test_any_damage_to_a_checkpoint_is_one_line_naming_it(setup, written, change, why):
+    base, _ = setup
+    folder = written
+    _edit_state(folder, change)
+    line = f"checkpoint {folder} is damaged ({why}): starting fresh"
+    assert ckpt.load(folder, PRINTS, _model(base), 1, 6) == (None, line)
+
+
+@pytest.mark.parametrize(
+    ("change", "why"),
+    [
+        (lambda s: s["result"].update(curve=5), "its result state is not one a checkpoint holds"),
+        (lambda s: s.update(step="4"), "its step state is not one a checkpoint holds"),
+        (lambda s: s.update(scheduler=[]), "its scheduler state is not one a checkpoint holds"),
+        (lambda s: s["rng"].update(numpy=["PCG64", 0, 0, 0.0]), "its rng state is not one"),
+        (lambda s: s["rng"]["python"][1].pop(), "its rng state is not one a checkpoint holds"),
+        (lambda s: s["optimizer"]["param_groups"].pop(), "its optimizer state is not one a"),
+        (lambda s: s["optimizer"]["scalars"].update(x=1), "its optimizer state is not one a"),
+    ],
+)
+def test_a_resealed_state_a_restore_would_choke_on_starts_fresh(setup, written, change, why):
+    base, _ = setup
+    folder = written
+    _edit_state(folder, change, seal=True)
+    snapshot, line = ckpt.load(folder, PRINTS, _model(base), 1, 6)
+    assert snapshot is None and line.startswith(f"checkpoint {folder} does not fit this run (")
+    assert why in line and line.endswith("): starting fresh")
 
 
 def test_a_checkpoint_of_another_process_count_is_one_line(setup, tmp_path):
