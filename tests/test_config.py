@@ -6,7 +6,7 @@ import pytest
 import yaml
 
 from lora_core.config import TARGET_REGEX, ConfigError, Params, load_params, target_regex_problem
-from lora_core.errors import LoraSst2Error
+from lora_core.errors import LoraSst2Error, shown
 
 PARAMS = Path(__file__).parents[1] / "params.yaml"
 DEFAULTS = Params().to_dict()  # the code's defaults, not the committed (maybe tuned) file
@@ -197,3 +197,17 @@ def test_the_costliest_allowed_target_regex_matches_a_model_in_well_under_a_seco
     start = time.perf_counter()
     assert not any(re.fullmatch(pattern, name) for name in names)
     assert time.perf_counter() - start < 1.0
+
+
+def test_refused_values_and_keys_are_echoed_cut_to_200_characters():
+    with pytest.raises(ConfigError) as info:
+        Params.from_dict(_with("train", "device", "d" * 10_000))
+    value = "'" + "d" * 198 + "\u2026"
+    assert str(info.value).startswith(f"params.yaml: train.device = {value} is not allowed")
+    raw = {name: dict(body) for name, body in DEFAULTS.items()}
+    raw["lora"]["k" * 10_000] = 1
+    with pytest.raises(ConfigError) as info:
+        Params.from_dict(raw)
+    key = "lora." + "k" * 194 + "\u2026"
+    assert str(info.value).startswith(f"params.yaml: unknown key {key}; allowed: alpha")
+    assert shown("x" * 10) == "'xxxxxxxxxx'" and len(shown("x" * 10**6)) == 200
