@@ -3,6 +3,7 @@ how to rebuild the model; a folder in PEFT's format is read through peft.py."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import torch
@@ -10,21 +11,50 @@ from safetensors.torch import save_file
 from torch import nn
 
 from lora_core.adapter_config import CONFIG, PEFT_CONFIG, PEFT_WEIGHTS, WEIGHTS, AdapterConfig
-from lora_core.errors import LoraSst2Error
+from lora_core.errors import ConfigError, LoraSst2Error, shown
 from lora_core.files import json_text
 from lora_core.inject import load_lora_state_dict
 from lora_core.model import build_classifier
 from lora_core.pretrained import BASE_DIR
-from lora_core.readers import load_tensors, read_json
+from lora_core.readers import load_tensors, read_json, sha256
+
+WEIGHTS_HASH = "weights_sha256"  # adapter.json's key tying it to its adapter.safetensors
+_HEX64 = re.compile(r"[0-9a-f]{64}")
 
 
 def write_adapter(
     weights: Path, config_path: Path, state: dict[str, torch.Tensor], config: AdapterConfig
 ) -> None:
-    """Write the adapter's tensors and config to these two (temporary) paths."""
+    """Write the adapter's tensors and config to these two (temporary) paths; the config
+    records the tensors file's sha256, so that a weights file from another run is refused."""
     tensors = {k: v.detach().cpu().contiguous() for k, v in sorted(state.items())}
     save_file(tensors, str(weights), metadata={"base_model": config.base_model})
-    config_path.write_text(json_text(config.to_json()), encoding="utf-8")
+    raw = {**config.to_json(), WEIGHTS_HASH: sha256(weights)}
+    config_path.write_text(json_text(raw), encoding="utf-8")
+
+
+def _read_config(config_path: Path) -> tuple[AdapterConfig, str | None]:
+    """adapter.json's config and the weights hash it records (None in folders written
+    before the hash was: they load as they did)."""
+    raw = read_json(config_path)
+    expected = raw.get(WEIGHTS_HASH) if isinstance(raw, dict) else None
+    if isinstance(raw, dict) and WEIGHTS_HASH in raw:
+        if not isinstance(expected, str) or not _HEX64.fullmatch(expected):
+            raise ConfigError(
+                f"{config_path}: {WEIGHTS_HASH} = {shown(expected)} is not allowed: the sha256 "
+                f"of {WEIGHTS} (64 hex digits)",
+                key=WEIGHTS_HASH,
+            )
+        raw = {k: v for k, v in raw.items() if k != WEIGHTS_HASH}
+    return AdapterConfig.from_json(raw, str(config_path)), expected
+
+
+def _check_weights(weights: Path, config_path: Path, expected: str | None) -> None:
+    if expected is not None and sha256(weights) != expected:
+        raise LoraSst2Error(
+            f"{weights} is not the weights file {config_path} was written with (its sha256 "
+            f"differs): copy both files from one run, or re-run `dvc repro`"
+        )
 
 
 def is_peft_folder(folder: Path) -> bool:
@@ -55,7 +85,8 @@ def read_adapter(folder: str | Path) -> tuple[dict[str, torch.Tensor], AdapterCo
             f"no adapter in {folder}/ ({WEIGHTS} and {CONFIG}): run `dvc repro` to train one"
         )
     else:
-        config = AdapterConfig.from_json(read_json(config_path), str(config_path))
+        config, expected = _read_config(config_path)
+        _check_weights(weights, config_path, expected)
         state = load_tensors(weights)
     bad = sorted(k for k, v in state.items() if v.is_floating_point() and not v.isfinite().all())
     if bad:
@@ -70,8 +101,8 @@ def load_trained(
     state, config = read_adapter(folder)
     if expect_base is not None and config.base_model != expect_base:
         raise LoraSst2Error(
-            f"the adapter in {folder}/ was trained on {config.base_model!r}, not "
-            f"{expect_base!r}: re-run `dvc repro` or set model.name to match"
+            f"the adapter in {folder}/ was trained on {shown(config.base_model)}, not "
+            f"{shown(expect_base)}: re-run `dvc repro` or set model.name to match"
         )
     model = build_classifier(
         config.model_config(),

@@ -23,13 +23,14 @@ from lora_core.config import (
     Section,
     build,
 )
-from lora_core.errors import check_keys, errors_from
+from lora_core.errors import check_keys, errors_from, has_control
 from lora_core.pretrained import LABELS
 from lora_core.tokens import Task
 
 WEIGHTS, CONFIG = "adapter.safetensors", "adapter.json"
 PEFT_WEIGHTS, PEFT_CONFIG = "adapter_model.safetensors", "adapter_config.json"  # PEFT's
 FORMAT = 1
+CONTROL = "a name holds no control characters (tabs, newlines, terminal escapes)"
 
 
 @dataclass(frozen=True)
@@ -81,6 +82,11 @@ class AdapterConfig(Section):
         self.follow("mode", MODE)
         self.follow("labels", CLASS_NAMES)
         self.follow("text_columns", TEXT_COLUMNS)
+        for key in ("base_model", "labels", "text_columns"):  # printed by predict and info
+            value = getattr(self, key)
+            names = (value,) if isinstance(value, str) else value
+            ok = not any(has_control(name) for name in names)
+            self.require(key, ok, CONTROL)
 
     def to_json(self) -> dict:
         """The adapter.json mapping (key order as written since format 1)."""

@@ -1,9 +1,11 @@
 """The train stage's checkpoint folder: write it atomically, read it back only when it fits.
 
 The folder holds ``state.json`` and one ``tensors-<step>.safetensors`` that it names (with
-its sha256). A new checkpoint writes its tensors file first, then replaces state.json in one
-rename, then removes the older tensors: a kill at any moment leaves the old checkpoint or
-the new one, whole. A finished run leaves only ``{"finished": true}``, so a later run
+its sha256); ``state_sha256`` seals the rest of state.json (optimizer, scheduler, RNG, step,
+bookkeeping), so any damage means "starting fresh", never a partial resume. A new
+checkpoint writes its tensors file first, then replaces state.json in one rename, then
+removes the older tensors: a kill at any moment leaves the old checkpoint or the new one,
+whole. A finished run leaves only ``{"finished": true}``, so a later run
 (``dvc repro --force train``) starts fresh and the folder costs nothing.
 """
 
@@ -12,6 +14,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import re
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,13 +25,15 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from lora_core.config import TRAIN_READS, Params
-from lora_core.errors import LoraSst2Error
+from lora_core.errors import LoraSst2Error, shown
 from lora_core.files import atomic_path, remove_temporaries, write_json
 from lora_core.readers import read_json, sha256
 from lora_core.snapshot import Snapshot, check_fits
 
 FOLDER = "checkpoint"  # under the models folder (dvc.yaml: models/checkpoint, persist)
 STATE = "state.json"
+TENSORS = re.compile(r"tensors-[0-9]{9}\.safetensors")  # the one name state.json may give
+SEAL = "state_sha256"  # state.json's key: the sha256 of all the rest
 FINISHED = {"finished": True}
 UNFINGERPRINTED = ("resume", "checkpoint_every")  # train keys that change no number
 
@@ -80,6 +85,12 @@ def fingerprint(params: Params, tokenized: str | Path, stage_file: str | Path) -
     }
 
 
+def _seal(state: dict) -> str:
+    """The hash of everything state.json holds but the seal itself: with the tensors file's
+    own sha256 among it, it covers the whole state a resume restores."""
+    return _digest({k: v for k, v in state.items() if k != SEAL})
+
+
 def save(folder: str | Path, snapshot: Snapshot, prints: dict[str, str]) -> None:
     """Write ``snapshot`` as the folder's checkpoint, atomically (see the module's note)."""
     folder = Path(folder)
@@ -88,7 +99,8 @@ def save(folder: str | Path, snapshot: Snapshot, prints: dict[str, str]) -> None
         tensors = {k: v.contiguous() for k, v in snapshot.tensors.items()}
         save_file(tensors, str(tmp))
     state = {"fingerprint": prints, "tensors": name, "sha256": sha256(folder / name)}
-    write_json(folder / STATE, {**state, **snapshot.state})
+    state = json.loads(json.dumps({**state, **snapshot.state}))  # as read back: str keys
+    write_json(folder / STATE, {**state, SEAL: _seal(state)})
     _remove_tensors(folder, keep=name)
 
 
@@ -124,9 +136,16 @@ def _read(folder: Path, prints: dict[str, str], model, processes: int) -> Snapsh
         return "is damaged (state.json is not a checkpoint's)"
     if state["fingerprint"] != prints:
         return f"was made with {_mismatch(state['fingerprint'], prints)}"
-    tensors = folder / str(state.get("tensors", ""))
+    name = state.get("tensors")
+    if not isinstance(name, str) or not TENSORS.fullmatch(name):
+        return (
+            f"is damaged (its tensors file is named {shown(name)}, not tensors-<step>.safetensors)"
+        )
+    tensors = folder / name
     if not tensors.is_file() or sha256(tensors) != state.get("sha256"):
         return "is damaged (its tensors file is missing or changed)"
+    if state.get(SEAL) != _seal(state):
+        return "is damaged (state.json changed since it was written)"
     try:
         snapshot = Snapshot(load_file(str(tensors)), state)
     except (SafetensorError, OSError, ValueError) as err:

@@ -130,10 +130,41 @@ class LoraConfig(Section):
         self.require("dropout_mode", self.dropout_mode in modes, f"use {' or '.join(modes)}")
         self.require("targets", len(self.targets) > 0, "must name at least one module")
         if isinstance(self.targets, str):
-            try:
-                re.compile(self.targets)
-            except re.error as err:
-                self.require("targets", False, f"a string is a regex, and this one is not ({err})")
+            why = target_regex_problem(self.targets)
+            self.require("targets", why is None, why or "")
+
+
+MAX_TARGET_REGEX = 500  # characters
+MAX_WILDCARDS, MAX_GROUPS = 3, 4  # .* and (a|b) in one target regex
+_CHAR = r"(?:[\w-]|\\\.)"  # a module-name character, or \.
+_PIECE = rf"\.\*|{_CHAR}|\.(?!\*)|\((?:\?:)?{_CHAR}+(?:\|{_CHAR}+)*\)"
+_BRANCH = rf"\^?(?:{_PIECE})+\$?"
+# Each piece starts with its own character, so neither this check nor the regexes it
+# admits backtrack far: no quantifier but .*, and a group holds literal names only.
+_TARGET_SHAPE = re.compile(rf"{_BRANCH}(?:\|{_BRANCH})*")
+TARGET_REGEX = (
+    rf"a target regex holds names, \., ., ^, $, a|b, at most {MAX_WILDCARDS} .* and "
+    rf"{MAX_GROUPS} (a|b) groups of names, such as .*\.(query|value); or give a list of suffixes"
+)
+
+
+def target_regex_problem(pattern: str) -> str | None:
+    """Why ``pattern`` cannot be a target regex, or None when it can (params.yaml, an
+    adapter.json and a PEFT folder's adapter_config.json all go through here).
+
+    A regex is full-matched against every module name, and Python's matcher has no time
+    limit: a nested quantifier such as ``(a+)+b`` would hang loading a downloaded adapter.
+    What a target list needs is names, suffixes and alternations, so that shape is all a
+    target regex may have: matching it against a model's module names takes milliseconds.
+    """
+    if len(pattern) > MAX_TARGET_REGEX:
+        return f"{TARGET_REGEX} (at most {MAX_TARGET_REGEX} characters)"
+    try:
+        re.compile(pattern)
+    except re.error as err:
+        return f"a string is a regex, and this one is not ({err})"
+    counts = pattern.count(".*") <= MAX_WILDCARDS and pattern.count("(") <= MAX_GROUPS
+    return None if counts and _TARGET_SHAPE.fullmatch(pattern) else TARGET_REGEX
 
 
 @dataclass(frozen=True)

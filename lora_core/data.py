@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import json
 import re
-import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from lora_core.errors import DataError, damaged, is_int
+from lora_core.errors import DataError, damaged, has_control, is_int, shown
 from lora_core.readers import read_classes
 from lora_core.tables import FORMATS, Table, read_columns
 
@@ -114,20 +113,20 @@ def _label_texts(table: Table, values: list, column: str) -> list[str]:
         if is_int(value):
             value = str(value)
         if value is None or (isinstance(value, str) and not value.strip()):
-            shown = "missing" if value is None else repr(value)
-            raise DataError(f"{table.where(i)}: {column} is {shown}: every row needs a label")
+            what = "missing" if value is None else shown(value)
+            raise DataError(f"{table.where(i)}: {column} is {what}: every row needs a label")
         if not isinstance(value, str):
             raise DataError(
-                f"{table.where(i)}: {column} is {value!r}: a label is an integer or a string"
+                f"{table.where(i)}: {column} is {shown(value)}: a label is an integer or a string"
             )
         if len(value) > MAX_LABEL_CHARS:  # a text column named as the label, say
             raise DataError(
                 f"{table.where(i)}: {column} is {len(value):,} characters long: a label is a "
                 f"class name of at most {MAX_LABEL_CHARS} (is data.label_column a text column?)"
             )
-        if any(unicodedata.category(c) == "Cc" for c in value):
+        if has_control(value):
             raise DataError(
-                f"{table.where(i)}: {column} is {value!r}: a class name holds no control "
+                f"{table.where(i)}: {column} is {shown(value)}: a class name holds no control "
                 "characters (tabs, newlines, terminal escapes)"
             )
         out.append(value)
@@ -158,13 +157,13 @@ def class_ids(
         ids = {v: i for i, v in enumerate(names)}
     if len(present) < 2:
         raise DataError(
-            f"{train.path}: every row has the label {next(iter(present))!r}: a classifier "
+            f"{train.path}: every row has the label {shown(next(iter(present)))}: a classifier "
             "needs at least two classes"
         )
     unused = [n for n in ids if n not in present]
     if unused:  # a class never trained: a typo in data.labels, or data for another task
         name = names[ids[unused[0]]]
-        label = f"{name!r}" if name == unused[0] else f"{unused[0]} ({name!r})"
+        label = f"{shown(name)}" if name == unused[0] else f"{unused[0]} ({shown(name)})"
         raise DataError(f"{train.path}: no row has the label {label} that data.labels names")
     return names, ids
 
@@ -175,7 +174,7 @@ def to_examples(table: RawTable, ids: dict[str, int]) -> Examples:
     for i, value in enumerate(table.labels):
         if value not in ids:
             allowed = ", ".join(ids) if len(ids) <= 20 else f"{len(ids)} classes"
-            raise DataError(f"{table.where(i)}: label {value!r} is not a class ({allowed})")
+            raise DataError(f"{table.where(i)}: label {shown(value)} is not a class ({allowed})")
         labels.append(ids[value])
     pairs = table.columns[1] if len(table.columns) > 1 else None
     return Examples(table.columns[0], labels, pairs)

@@ -8,6 +8,7 @@ import signal
 import sys
 import types
 import typing
+import unicodedata
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -50,10 +51,30 @@ def is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
+MAX_SHOWN = 200  # characters of a refused value an error echoes
+
+
+def cut(text: str, limit: int = MAX_SHOWN) -> str:
+    """``text`` cut to ``limit`` characters, an ellipsis marking the cut."""
+    return text if len(text) <= limit else text[: limit - 1] + "\u2026"
+
+
+def shown(value: Any, limit: int = MAX_SHOWN) -> str:
+    """``repr(value)`` cut short: a refused value may be a megabyte of text, and an error
+    is one readable line (repr escapes control characters, so the line stays one)."""
+    return cut(repr(value), limit)
+
+
+def has_control(text: str) -> bool:
+    """Whether ``text`` holds a control character (a tab, a newline, a terminal escape): a
+    name that is printed (a class, a column, a model id) holds none."""
+    return any(unicodedata.category(c) == "Cc" for c in text)
+
+
 def fail(section: str, key: str, value: Any, allowed: str) -> None:
     """Refuse ``section.key = value``, saying what is allowed."""
     name = f"{section}.{key}" if section else key
-    raise ConfigError(f"{name} = {value!r} is not allowed: {allowed}", key=name)
+    raise ConfigError(f"{name} = {shown(value)} is not allowed: {allowed}", key=name)
 
 
 def type_ok(value: Any, hint: Any) -> bool:
@@ -110,15 +131,16 @@ def check_keys(
     an unknown key inside ``section`` is named ``section.key``, as params.yaml's are."""
     if not isinstance(raw, dict):
         if section:
-            raise ConfigError(f"section {section!r} must be a mapping, got {raw!r}")
-        raise ConfigError(f"expected a mapping of {kind}, got {raw!r}")
+            raise ConfigError(f"section {shown(section)} must be a mapping, got {shown(raw)}")
+        raise ConfigError(f"expected a mapping of {kind}, got {shown(raw)}")
     for key in raw:
         if key not in allowed:
-            name = f"{section}.{key}" if section else repr(key)
+            plain = isinstance(key, str) and not has_control(key)
+            name = shown(key) if not plain else cut(f"{section}.{key}" if section else repr(key))
             raise ConfigError(f"unknown {what} {name}; allowed: {', '.join(sorted(allowed))}")
     missing = [key for key in required if key not in raw]
     if missing:
-        raise ConfigError(f"missing {what} {missing[0]!r}")
+        raise ConfigError(f"missing {what} {shown(missing[0])}")
 
 
 class Terminated(BaseException):

@@ -12,6 +12,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -79,6 +80,35 @@ def _rename(source: Path, dest: Path, output: Path) -> None:
         raise _unwritable(output, err) from None
 
 
+def _prefix(path: Path) -> str:
+    """A temporary's name up to mkstemp's random part: ``.<name>.<pid>.``; the PID says
+    whose it is, so clean-up never takes another live process's temporary."""
+    return f".{path.name}.{os.getpid()}."
+
+
+# .<name>.<pid>.<mkstemp's 8 characters>.tmp, and .old.tmp after it for an output set aside
+_TEMPORARY = re.compile(r"\..+\.(?P<pid>[0-9]+)\.[a-z0-9_]{8}\.tmp(\.old\.tmp)?")
+
+
+def _alive(pid: int) -> bool:
+    """Whether process ``pid`` runs (on this machine); one we may not signal runs too."""
+    try:
+        os.kill(pid, 0)
+    except (ProcessLookupError, OverflowError):  # none, or a number no process can have
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _ours_to_remove(name: str) -> bool:
+    match = _TEMPORARY.fullmatch(name)
+    if match is None:
+        return False  # a user's own .notes.tmp, or a temporary of an older version
+    pid = int(match["pid"])
+    return pid == os.getpid() or not _alive(pid)
+
+
 class Staged:
     """Outputs written to temporary siblings, renamed into place together by ``commit``.
 
@@ -96,7 +126,7 @@ class Staged:
             raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(path))
         path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=_prefix(path), suffix=".tmp")
         except OSError as err:
             raise _unwritable(path, err) from None
         os.close(fd)
@@ -110,7 +140,7 @@ class Staged:
             check_replaceable(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
+            tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=_prefix(path), suffix=".tmp"))
         except OSError as err:
             raise _unwritable(path, err) from None
         self._moves.append((tmp, path))
@@ -147,8 +177,11 @@ class Staged:
 
 
 def remove_temporaries(folder: str | Path) -> list[Path]:
-    """Remove the ``.*.tmp`` temporaries a killed run left in ``folder`` (not below it)."""
-    found = sorted(Path(folder).glob(".*.tmp"))
+    """Remove the temporaries that this process, or a run killed before it, left in
+    ``folder`` (not below it): only names that ``Staged`` makes, and only those whose PID
+    is this process's or no running process's. A live process's temporaries, and any other
+    ``.*.tmp`` (a user's own), stay."""
+    found = sorted(p for p in Path(folder).glob(".*.tmp") if _ours_to_remove(p.name))
     for path in found:
         _remove(path)
     return found

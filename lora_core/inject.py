@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from lora_core.config import MODE
-from lora_core.errors import LoraSst2Error, fail
+from lora_core.errors import LoraSst2Error, fail, shown
 from lora_core.layer import LoRALinear
 
 HEAD_PREFIXES = ("classifier",)
@@ -41,7 +41,7 @@ def inject_lora(
     ]
     if not names:
         raise LoraSst2Error(
-            f"lora.targets = {targets!r} matches no nn.Linear in "
+            f"lora.targets = {shown(targets)} matches no nn.Linear in "
             f"{type(model).__name__}; use module name suffixes such as ['query', 'value'] "
             "or a regex string over full module names"
         )

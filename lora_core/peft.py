@@ -16,8 +16,8 @@ from safetensors.torch import save_file
 from torch import nn
 
 from lora_core.adapter_config import PEFT_CONFIG, PEFT_WEIGHTS, AdapterConfig
-from lora_core.config import MAX_RANK, LoraConfig, ModelConfig
-from lora_core.errors import ConfigError, LoraSst2Error, errors_from, is_int, type_ok
+from lora_core.config import MAX_RANK, LoraConfig, ModelConfig, target_regex_problem
+from lora_core.errors import ConfigError, LoraSst2Error, errors_from, is_int, shown, type_ok
 from lora_core.files import json_text
 from lora_core.inject import _matches as target_matches
 from lora_core.layer import LoRALinear
@@ -73,7 +73,7 @@ def _check_targets(
     whole = sorted(n for n in ours if _saved_by_peft(n, saved))
     if whole:
         raise LoraSst2Error(
-            f"lora.targets = {targets!r} adapts {whole[0]}, which PEFT trains whole and never "
+            f"lora.targets = {shown(targets)} adapts {whole[0]}, which PEFT trains whole and never "
             "adapts: keep the classifier (and the pooler with train_pooler) out of lora.targets"
         )
     # inject's rule is PEFT's check_target_module_exists: a full regex, or name suffixes.
@@ -81,8 +81,9 @@ def _check_targets(
     extra = sorted(peft - ours)
     if extra:
         raise LoraSst2Error(
-            f"lora.targets = {targets!r} also matches {extra[0]!r} ({modules[extra[0]]}), "
-            "which PEFT would adapt too: let lora.targets match nn.Linear layers only"
+            f"lora.targets = {shown(targets)} also matches {shown(extra[0])} "
+            f"({modules[extra[0]]}), which PEFT would adapt too: "
+            "let lora.targets match nn.Linear layers only"
         )
 
 
@@ -92,7 +93,7 @@ def to_peft(
     """PEFT's tensors and adapter_config.json for our adapter; ``modules`` from module_kinds."""
     if config.mode != "lora":
         raise LoraSst2Error(
-            f"the adapter's mode is {config.mode!r}, and PEFT's format holds LoRA adapters "
+            f"the adapter's mode is {shown(config.mode)}, and PEFT's format holds LoRA adapters "
             "(mode 'lora') only: export this one with --merged"
         )
     saved = (["pooler"] if config.train_pooler else []) + CLASSIFIER
@@ -129,19 +130,18 @@ def to_peft(
     return tensors, peft_config
 
 
-def _targets_ok(value: Any) -> bool:
-    if isinstance(value, str):
-        try:
-            re.compile(value)
-        except re.error:
-            return False
-        return bool(value) and value.lower() != "all-linear"  # PEFT's shorthand, not a regex
-    return bool(value) and isinstance(value, list) and all(isinstance(t, str) and t for t in value)
+def _targets_problem(value: Any) -> str | None:
+    """Why PEFT's target_modules cannot be our lora.targets; a regex by config's one rule."""
+    if isinstance(value, str) and value and value.lower() != "all-linear":  # PEFT's shorthand
+        return target_regex_problem(value)
+    names = isinstance(value, list) and all(isinstance(t, str) and t for t in value)
+    return None if value and names else "module suffixes or a regex"
 
 
 def _rules(raw: dict) -> list[tuple[str, bool, str]]:
     """(key, whether its value is one we can represent, what is allowed) per key of ``raw``."""
     r, alpha, dropout = raw["r"], raw["lora_alpha"], raw["lora_dropout"]
+    targets = _targets_problem(raw.get("target_modules"))
     saved = raw["modules_to_save"]
     heads = ", ".join([*CLASSIFIER, *POOLERS])
     rules = [
@@ -152,7 +152,7 @@ def _rules(raw: dict) -> list[tuple[str, bool, str]]:
         ("lora_alpha", type_ok(alpha, float) and alpha > 0, "a number > 0"),
         ("lora_dropout", type_ok(dropout, float) and 0 <= dropout < 1, "a number >= 0 and < 1"),
         ("use_rslora", isinstance(raw["use_rslora"], bool), "true or false"),
-        ("target_modules", _targets_ok(raw.get("target_modules")), "module suffixes or a regex"),
+        ("target_modules", targets is None, targets or ""),
         ("bias", raw["bias"] == "none", "this version reads 'none' only"),
         ("init_lora_weights", raw["init_lora_weights"] in INITS, "true, false or 'gaussian'"),
         ("modules_to_save", _heads_ok(saved), f"null or some of {heads}"),
@@ -169,11 +169,11 @@ def _adapter_fields(raw: Any) -> dict[str, Any]:
     """Our config's fields for a parsed adapter_config.json; what we cannot represent is
     refused."""
     if not isinstance(raw, dict):
-        raise ConfigError(f"expected a mapping of keys, got {raw!r}")
+        raise ConfigError(f"expected a mapping of keys, got {shown(raw)}")
     raw = {**DEFAULTS, **raw}
     for key, ok, allowed in _rules(raw):
         if not ok:
-            raise ConfigError(f"{key} = {raw.get(key)!r} is not allowed: {allowed}")
+            raise ConfigError(f"{key} = {shown(raw.get(key))} is not allowed: {allowed}")
     lora = LoraConfig(
         raw["r"], raw["lora_alpha"], raw["lora_dropout"], raw["target_modules"], raw["use_rslora"],
         dropout_mode="element",  # PEFT's lora_dropout drops elements of the input
@@ -213,14 +213,16 @@ def _task(marker: Any, classes: int | None) -> dict:
     if marker is None:
         return {"labels": generic}
     if not isinstance(marker, dict):
-        raise ConfigError(f"expected a mapping of keys, got {marker!r}")
+        raise ConfigError(f"expected a mapping of keys, got {shown(marker)}")
     names = marker.get("id2label")
     if names is None:  # exported before class names were: every adapter was SST-2's
         labels = LABELS if classes in (None, len(LABELS)) else generic
     elif isinstance(names, dict) and set(names) == {str(i) for i in range(len(names))}:
         labels = tuple(names[str(i)] for i in range(len(names)))
     else:
-        raise ConfigError(f"id2label = {names!r} is not allowed: ids 0 to N-1, each with a name")
+        raise ConfigError(
+            f"id2label = {shown(names)} is not allowed: ids 0 to N-1, each with a name"
+        )
     if classes is not None and len(labels) != classes:
         raise ConfigError(f"id2label names {len(labels)} classes, the classifier has {classes}")
     kept = {k: marker[k] for k in ("text_columns", "max_length") if k in marker}
@@ -246,7 +248,7 @@ def from_peft(
         plain_lora = lora == [len(parts) - 2] and parts[-2] in LORA_LEAVES and parts[-1] == "weight"
         if not key.startswith(PREFIX) or (lora and not plain_lora):
             raise LoraSst2Error(
-                f"{weights_source} holds {key!r}: this version reads PEFT's LoRA weights "
+                f"{weights_source} holds {shown(key)}: this version reads PEFT's LoRA weights "
                 f"({PREFIX}<module>.lora_A.weight, lora_B), classifier and pooler only"
             )
         state[".".join(parts[:-1]) if lora else ".".join(parts)] = value

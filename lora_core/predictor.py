@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from lora_core.config import load_params
-from lora_core.errors import LoraSst2Error
+from lora_core.errors import LoraSst2Error, shown
 from lora_core.inference import load_for_inference
 from lora_core.metrics import softmax
 from lora_core.pretrained import BASE_DIR, load_tokenizer
@@ -72,7 +72,7 @@ def split_inputs(
         parts = (item,) if isinstance(item, str) else tuple(item)
         if len(parts) != (2 if paired else 1) or not all(isinstance(p, str) for p in parts):
             kind = "a (text, text_pair) tuple" if paired else "a string"
-            raise LoraSst2Error(f"input {number} is {item!r}: this adapter scores {kind}")
+            raise LoraSst2Error(f"input {number} is {shown(item)}: this adapter scores {kind}")
         if not all(p.strip() for p in parts):
             raise LoraSst2Error(f"input {number} is empty: every input needs some text")
     if not paired:

@@ -10,7 +10,7 @@ from typing import Any
 from safetensors import SafetensorError
 
 from lora_core.config import ModelConfig
-from lora_core.errors import LoraSst2Error
+from lora_core.errors import LoraSst2Error, shown
 from lora_core.files import quiet_hub
 
 LABELS = ("negative", "positive")  # SST-2's, the default when no names are given
@@ -28,14 +28,14 @@ def resolve_model_source(name: str, base_dir: str | Path = BASE_DIR) -> str:
 def _offline_hint(name: str, base_dir: str | Path, err: Exception) -> LoraSst2Error:
     if isinstance(err, SafetensorError):
         return LoraSst2Error(
-            f"the weights of model {name!r} are damaged ({err}): copy model.safetensors into "
+            f"the weights of model {shown(name)} are damaged ({err}): copy model.safetensors into "
             f"{Path(base_dir) / name}/ again (README section 'Offline')"
         )
     first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
     if not isinstance(err, OSError | ValueError):  # transformers met a file of the wrong shape
         first = f"its files are damaged ({type(err).__name__}: {first})"
     return LoraSst2Error(
-        f"cannot load model {name!r}: {first} -- put the model in {Path(base_dir) / name}/ "
+        f"cannot load model {shown(name)}: {first} -- put the model in {Path(base_dir) / name}/ "
         "(config.json, model.safetensors, tokenizer files; README section 'Offline')"
     )
 

@@ -10,6 +10,7 @@ bit for bit as if it had never stopped.
 from __future__ import annotations
 
 import random
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -130,6 +131,60 @@ def capture(step, result, done: int, world: World, window: list[torch.Tensor]) -
     return Snapshot(tensors, state)
 
 
+def _count(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _number(value) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _rng_ok(rng) -> bool:
+    numpy, python = rng.get("numpy"), rng.get("python")
+    numpy_ok = isinstance(numpy, list) and len(numpy) == 4 and numpy[0] == "MT19937"
+    numpy_ok = numpy_ok and all(_count(v) for v in numpy[1:3]) and _number(numpy[3])
+    python_ok = isinstance(python, list) and len(python) == 3 and _count(python[0])
+    internal = python[1] if python_ok else None
+    python_ok = python_ok and isinstance(internal, list) and len(internal) == 625
+    return numpy_ok and python_ok and all(_count(v) for v in internal)
+
+
+def _result_ok(result) -> bool:
+    lists = ("curve", "val_accuracy", "val_loss", "epoch_end_steps")
+    best = result.get("best_epoch")
+    return (
+        all(isinstance(result.get(key), list) for key in lists)
+        and (best is None or _count(best))
+        and _number(result.get("train_seconds"))
+        and _count(result.get("examples"))
+    )
+
+
+def _state_problem(state: dict, trainable: int) -> str | None:
+    """Which part of the JSON state ``restore`` could not put back, or None: it is checked
+    before anything is restored, so a run resumes whole or starts fresh."""
+    optimizer = state.get("optimizer")
+    groups = optimizer.get("param_groups") if isinstance(optimizer, dict) else None
+    scalars = optimizer.get("scalars") if isinstance(optimizer, dict) else None
+    optimizer_ok = isinstance(groups, list) and all(isinstance(g, dict) for g in groups)
+    optimizer_ok = optimizer_ok and isinstance(scalars, dict)
+    optimizer_ok = optimizer_ok and all(re.fullmatch(r"[0-9]+\..+", k) for k in scalars)
+    params = [g.get("params") for g in groups] if optimizer_ok else []
+    optimizer_ok = optimizer_ok and all(isinstance(p, list) for p in params)
+    optimizer_ok = optimizer_ok and sum(len(p) for p in params) == trainable
+    checks = {
+        "step": _count(state.get("step")),
+        "processes": _count(state.get("processes")),
+        "optimizer": optimizer_ok,
+        "scheduler": isinstance(state.get("scheduler"), dict),
+        "scaler": isinstance(state.get("scaler"), dict),
+        "rng": isinstance(state.get("rng"), dict) and _rng_ok(state["rng"]),
+        "result": isinstance(state.get("result"), dict) and _result_ok(state["result"]),
+    }
+    bad = [key for key, ok in checks.items() if not ok]
+    return f"its {bad[0]} state is not one a checkpoint holds" if bad else None
+
+
 def check_fits(snapshot: Snapshot, model: nn.Module, processes: int) -> str | None:
     """Why ``snapshot`` cannot continue training ``model``, or None when it can."""
     try:
@@ -141,10 +196,23 @@ def check_fits(snapshot: Snapshot, model: nn.Module, processes: int) -> str | No
         keys = ("step", "optimizer", "scheduler", "scaler", "rng", "result")
         if any(key not in snapshot.state for key in keys):
             return "its state lacks a key"
+        why = _state_problem(snapshot.state, len(params))
+        if why:
+            return why
         if snapshot.state["processes"] != processes:
             return "it was written by another number of processes"
-        if any(f"rng.torch.{rank}" not in snapshot.tensors for rank in range(processes)):
+        torch_rng = torch.get_rng_state()
+        ranks = [snapshot.tensors.get(f"rng.torch.{rank}") for rank in range(processes)]
+        if any(
+            r is None or r.shape != torch_rng.shape or r.dtype != torch_rng.dtype for r in ranks
+        ):
             return "it lacks a rank's random state"
+        numpy_keys = snapshot.tensors.get("rng.numpy")
+        if numpy_keys is None or tuple(numpy_keys.shape) != (624,):
+            return "it lacks numpy's random state"
+        optimizer = [n for n in snapshot.tensors if n.startswith("optimizer.")]
+        if not all(re.fullmatch(r"optimizer\.[0-9]+\..+", n) for n in optimizer):
+            return "an optimizer tensor has another name"
     except (KeyError, TypeError, AttributeError):
         return "a tensor is missing"
     return None

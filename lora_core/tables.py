@@ -10,7 +10,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from lora_core.errors import DataError
+from lora_core.errors import DataError, shown
 
 FORMATS = (".csv", ".tsv", ".jsonl", ".parquet")
 # Longer texts are refused: any model.max_length window (8,192 tokens at most) reads far
@@ -204,7 +204,7 @@ def _check_columns(path: Path, wanted: list[str], present: set[str], hint: str) 
             have = ", ".join(sorted(map(str, present))) or "none"
             if len(have) > 200:  # a header that is really a line of data: quote its start
                 have = have[:200] + f"... ({len(present)} columns)"
-            raise DataError(f"{path}: no column {column!r} (it has: {have}){hint}")
+            raise DataError(f"{path}: no column {shown(column)} (it has: {have}){hint}")
 
 
 def first_line(err: Exception) -> str:

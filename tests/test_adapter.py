@@ -1,7 +1,9 @@
 """Adapter files: adapter.json is validated like params.yaml, tensors are checked."""
 
 import dataclasses
+import hashlib
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -32,6 +34,9 @@ EXPECTED_JSON = {
 }
 
 
+NO_CC = "allowed: a name holds no control characters (tabs, newlines, terminal escapes)"
+
+
 def test_adapter_config_from_params_writes_format_1_exactly():
     config = AdapterConfig.from_params(Params())
     assert config.to_json() == EXPECTED_JSON
@@ -53,7 +58,53 @@ def test_adapter_round_trips_through_its_two_files(tmp_path):
     loaded, loaded_config = read_adapter(tmp_path)
     assert loaded_config == config and set(loaded) == {"a", "b"}
     torch.testing.assert_close(loaded["a"], state["a"], rtol=0, atol=0)
-    assert json.loads((tmp_path / "adapter.json").read_text()) == EXPECTED_JSON
+    digest = hashlib.sha256((tmp_path / "adapter.safetensors").read_bytes()).hexdigest()
+    written = json.loads((tmp_path / "adapter.json").read_text())
+    assert written == {**EXPECTED_JSON, "weights_sha256": digest}
+    assert list(written) == [*EXPECTED_JSON, "weights_sha256"]  # the one key added, last
+
+
+def _pair(folder: Path, scale: float) -> None:
+    state = {"a": torch.arange(4.0) * scale}
+    write_adapter(folder / "adapter.safetensors", folder / "adapter.json", state, CONFIG)
+
+
+CONFIG = AdapterConfig.from_params(Params())
+
+
+def test_adapter_weights_from_another_run_are_refused_naming_both_files(tmp_path):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    _pair(tmp_path / "a", 1.0)
+    _pair(tmp_path / "b", 2.0)  # the same shapes, other values
+    shutil.copy(tmp_path / "b/adapter.safetensors", tmp_path / "a/adapter.safetensors")
+    with pytest.raises(LoraSst2Error) as info:
+        read_adapter(tmp_path / "a")
+    assert str(info.value) == (
+        f"{tmp_path}/a/adapter.safetensors is not the weights file {tmp_path}/a/adapter.json "
+        "was written with (its sha256 differs): copy both files from one run, or re-run "
+        "`dvc repro`"
+    )
+
+
+def test_adapter_json_without_the_weights_hash_still_loads(tmp_path):
+    _pair(tmp_path, 1.0)
+    (tmp_path / "adapter.json").write_text(json.dumps(EXPECTED_JSON))  # as written before
+    state, config = read_adapter(tmp_path)
+    assert config == CONFIG
+    torch.testing.assert_close(state["a"], torch.arange(4.0), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("digest", [None, "ab", 7, "A" * 64])
+def test_adapter_json_with_a_malformed_weights_hash_is_refused(tmp_path, digest):
+    _pair(tmp_path, 1.0)
+    (tmp_path / "adapter.json").write_text(json.dumps({**EXPECTED_JSON, "weights_sha256": digest}))
+    with pytest.raises(ConfigError) as info:
+        read_adapter(tmp_path)
+    assert str(info.value) == (
+        f"{tmp_path}/adapter.json: weights_sha256 = {digest!r} is not allowed: the sha256 of "
+        "adapter.safetensors (64 hex digits)"
+    )
 
 
 def _with(**changes):
@@ -75,6 +126,7 @@ def _with(**changes):
         (_with(lora=None), "missing key 'lora'"),
         (_with(lora__rank=8), "unknown key lora.rank; allowed: alpha, dropout, dropout_mode, r"),
         (_with(lora__targets="("), "lora.targets = '(' is not allowed: a string is a regex"),
+        (_with(lora__targets="(a|a)*b"), "lora.targets = '(a|a)*b' is not allowed: a target regex"),
         (_with(lora__r=0), "lora.r = 0 is not allowed: must be an integer from 1 to 1024"),
         (_with(mode="half"), "mode = 'half' is not allowed: use lora, head, full"),
         (_with(format=2), "format = 2 is not allowed: this version reads 1"),
@@ -86,6 +138,9 @@ def _with(**changes):
         (_with(max_length=10**5), "max_length = 100000 is not allowed: must be an integer from 2"),
         (_with(format=True), "format = True is not allowed: must be an integer"),
         (_with(base_model="  "), "base_model = '  ' is not allowed: must be a hub id or a"),
+        (_with(labels=["a", "\x1b]0;x\x07b"]), "labels = ('a', '\\x1b]0;x\\x07b') is not " + NO_CC),
+        (_with(text_columns=["a\nb"]), "text_columns = ('a\\nb',) is not allowed: a name holds no"),
+        (_with(base_model="m\x1b[2J"), "base_model = 'm\\x1b[2J' is not allowed: a name holds no"),
         (_with(extra=1), "unknown key 'extra'; allowed: base_model, format, labels, lora"),
         ([1, 2], "expected a mapping of keys, got [1, 2]"),
     ],

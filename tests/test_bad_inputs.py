@@ -5,6 +5,7 @@ and checks the message, the exit status, and that every output is byte-for-byte 
 """
 
 import hashlib
+import json
 import shutil
 from pathlib import Path
 
@@ -57,6 +58,18 @@ def _truncate_weights(p):
 def _bigger_vocab(p):
     (p / MODEL / "tokenizer.json").unlink()
     (p / MODEL / "vocab.txt").write_text("\n".join(VOCAB + ["extra1", "extra2"]) + "\n")
+
+
+def _adapter_json(change):
+    """models/adapter.json edited by ``change`` (a function of its parsed mapping)."""
+
+    def edit(p):
+        path = p / "models/adapter.json"
+        raw = json.loads(path.read_text())
+        change(raw)
+        path.write_text(json.dumps(raw))
+
+    return edit
 
 
 ABC = b"sentence,label\n" + b"".join(b"t%d,%s\n" % (i, b"abc"[i % 3 : i % 3 + 1]) for i in range(9))
@@ -128,6 +141,11 @@ CASES = {
         train,
         _param("lora", "rank", 8),
         "unknown key lora.rank; allowed: alpha, dropout",
+    ),
+    "a 5,000-character value is echoed cut short": (
+        train,
+        _param("train", "device", "\x1b" * 5000),
+        "params.yaml: train.device = '" + "\\x1b" * 49 + "\\x\u2026 is not allowed: use one of",
     ),
     "missing section": (prepare, _drop_section("data"), "params.yaml: missing section 'data'"),
     # data
@@ -271,6 +289,23 @@ CASES = {
         evaluate,
         _param("evaluate", "precision", "fp16"),
         "evaluate.precision = 'fp16' needs a CUDA GPU: on CPU use bf16, fp32 or auto",
+    ),
+    "adapter.json: a target regex that backtracks": (
+        evaluate,
+        _adapter_json(lambda raw: raw["lora"].update(targets="(a|a)*b|.*query")),
+        "models/adapter.json: lora.targets = '(a|a)*b|.*query' is not allowed: a target regex",
+    ),
+    "adapter.json: weights from another run": (
+        evaluate,
+        _adapter_json(lambda raw: raw.update(weights_sha256="0" * 64)),
+        "models/adapter.safetensors is not the weights file models/adapter.json was written "
+        "with (its sha256 differs): copy both files from one run, or re-run `dvc repro`",
+    ),
+    "adapter.json: a class name with a terminal escape": (
+        evaluate,
+        _adapter_json(lambda raw: raw.update(labels=["negative", "\x1b]0;pwned\x07"])),
+        "models/adapter.json: labels = ('negative', '\\x1b]0;pwned\\x07') is not allowed: a "
+        "name holds no control characters (tabs, newlines, terminal escapes)",
     ),
     "adapter for another base": (
         evaluate,

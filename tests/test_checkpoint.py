@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import json
+import os
+import shutil
+import subprocess
+import sys
+
 import pytest
 import torch
 
 from lora_core import checkpoint as ckpt
 from lora_core.checkpoint import Checkpoints
 from lora_core.config import LoraConfig, ModelConfig, TrainConfig
-from lora_core.files import remove_temporaries
+from lora_core.files import atomic_path, remove_temporaries
 from lora_core.loop import train_model
 from lora_core.model import build_classifier
 from lora_core.pretrained import load_tokenizer
@@ -128,6 +134,76 @@ def test_a_damaged_checkpoint_is_one_line(setup, tmp_path):
     assert ckpt.load(folder, PRINTS, _model(base), 1, 6) == (None, line)
 
 
+def _edit_state(folder, change, seal=False):
+    """state.json changed by ``change``; with ``seal``, resealed as a forger would."""
+    state = json.loads((folder / "state.json").read_text())
+    change(state)
+    if seal:
+        state["state_sha256"] = ckpt._seal(state)
+    (folder / "state.json").write_text(json.dumps(state))
+
+
+CHANGED = "state.json changed since it was written"
+
+
+@pytest.fixture(scope="module")
+def one_written(setup, tmp_path_factory):
+    return _one_checkpoint(setup, tmp_path_factory.mktemp("written"))
+
+
+@pytest.fixture
+def written(one_written, tmp_path):
+    """A copy of one checkpoint, to damage."""
+    folder = tmp_path / "checkpoint"
+    shutil.copytree(one_written, folder)
+    return folder
+
+
+@pytest.mark.parametrize(
+    ("change", "why"),
+    [
+        (lambda s: s.update(tensors="../../outside.safetensors"), "its tensors file is named "
+         "'../../outside.safetensors', not tensors-<step>.safetensors"),
+        (lambda s: s.update(tensors="/etc/passwd"), "its tensors file is named '/etc/passwd', "
+         "not tensors-<step>.safetensors"),
+        (lambda s: s.update(tensors=["x"]), "its tensors file is named ['x'], not tensors-<step>"
+         ".safetensors"),
+        (lambda s: s["scheduler"].update(last_epoch=0), CHANGED),
+        (lambda s: s["optimizer"]["param_groups"][0].update(lr=1.0), CHANGED),
+        (lambda s: s["rng"]["python"][1].reverse(), CHANGED),
+        (lambda s: s.update(step=3), CHANGED),
+        (lambda s: s.pop("state_sha256"), CHANGED),
+    ],
+)  # fmt: skip
+def test_any_damage_to_a_checkpoint_is_one_line_naming_it(setup, written, change, why):
+    base, _ = setup
+    folder = written
+    _edit_state(folder, change)
+    line = f"checkpoint {folder} is damaged ({why}): starting fresh"
+    assert ckpt.load(folder, PRINTS, _model(base), 1, 6) == (None, line)
+
+
+@pytest.mark.parametrize(
+    ("change", "why"),
+    [
+        (lambda s: s["result"].update(curve=5), "its result state is not one a checkpoint holds"),
+        (lambda s: s.update(step="4"), "its step state is not one a checkpoint holds"),
+        (lambda s: s.update(scheduler=[]), "its scheduler state is not one a checkpoint holds"),
+        (lambda s: s["rng"].update(numpy=["PCG64", 0, 0, 0.0]), "its rng state is not one"),
+        (lambda s: s["rng"]["python"][1].pop(), "its rng state is not one a checkpoint holds"),
+        (lambda s: s["optimizer"]["param_groups"].pop(), "its optimizer state is not one a"),
+        (lambda s: s["optimizer"]["scalars"].update(x=1), "its optimizer state is not one a"),
+    ],
+)
+def test_a_resealed_state_a_restore_would_choke_on_starts_fresh(setup, written, change, why):
+    base, _ = setup
+    folder = written
+    _edit_state(folder, change, seal=True)
+    snapshot, line = ckpt.load(folder, PRINTS, _model(base), 1, 6)
+    assert snapshot is None and line.startswith(f"checkpoint {folder} does not fit this run (")
+    assert why in line and line.endswith("): starting fresh")
+
+
 def test_a_checkpoint_of_another_process_count_is_one_line(setup, tmp_path):
     base, _ = setup
     folder = _one_checkpoint(setup, tmp_path)
@@ -137,10 +213,23 @@ def test_a_checkpoint_of_another_process_count_is_one_line(setup, tmp_path):
     assert line == f"checkpoint {folder} does not fit this run ({why}): starting fresh"
 
 
-def test_remove_temporaries_removes_dot_tmp_files_and_folders_only(tmp_path):
-    for name in (".adapter.json.abc.tmp", ".train.json.x.tmp.old.tmp", "keep.tmp", "a.json"):
+def test_remove_temporaries_removes_only_this_and_dead_processes_own(tmp_path):
+    dead = subprocess.Popen([sys.executable, "-c", ""])
+    dead.wait()  # its PID names no process now
+    me, live = os.getpid(), os.getppid()
+    mine = [f".adapter.json.{me}.abcdefgh.tmp", f".train.json.{me}.x_2y3z4w.tmp.old.tmp"]
+    left_by_dead = f".eval.json.{dead.pid}.abcdefgh.tmp"
+    others = [f".adapter.json.{live}.abcdefgh.tmp", ".notes.tmp", ".a.json.abc.tmp", "keep.tmp"]
+    for name in [*mine, left_by_dead, *others, "a.json"]:
         (tmp_path / name).write_text("")
-    (tmp_path / ".plots.y.tmp").mkdir()
+    (tmp_path / f".plots.{me}.12345678.tmp").mkdir()
     removed = [p.name for p in remove_temporaries(tmp_path)]
-    assert removed == [".adapter.json.abc.tmp", ".plots.y.tmp", ".train.json.x.tmp.old.tmp"]
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.json", "keep.tmp"]
+    assert removed == sorted([*mine, left_by_dead, f".plots.{me}.12345678.tmp"])
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([*others, "a.json"])
+
+
+def test_temporaries_carry_this_process_id(tmp_path):
+    with atomic_path(tmp_path / "a.json") as tmp:
+        assert tmp.name.startswith(f".a.json.{os.getpid()}.") and tmp.name.endswith(".tmp")
+        tmp.write_text("{}")
+    assert [p.name for p in tmp_path.iterdir()] == ["a.json"]

@@ -1,10 +1,12 @@
+import re
+import time
 from pathlib import Path
 
 import pytest
 import yaml
 
-from lora_core.config import ConfigError, Params, load_params
-from lora_core.errors import LoraSst2Error
+from lora_core.config import TARGET_REGEX, ConfigError, Params, load_params, target_regex_problem
+from lora_core.errors import LoraSst2Error, shown
 
 PARAMS = Path(__file__).parents[1] / "params.yaml"
 DEFAULTS = Params().to_dict()  # the code's defaults, not the committed (maybe tuned) file
@@ -86,6 +88,7 @@ def test_config_model_dropout_is_null_or_a_float(value, expected):
         ("lora", "r", -1, "lora.r = -1 is not allowed: must be an integer from 1 to 1024"),
         ("lora", "r", 1025, "lora.r = 1025 is not allowed: must be an integer from 1 to 1024"),
         ("lora", "targets", "(", "lora.targets = '(' is not allowed: a string is a regex, and"),
+        ("lora", "targets", "(.*)*x", "lora.targets = '(.*)*x' is not allowed: a target regex"),
         ("lora", "r", "four", "lora.r = 'four' is not allowed: must be an integer"),
         ("lora", "r", 2.5, "lora.r = 2.5 is not allowed: must be an integer"),
         ("lora", "alpha", 0, "lora.alpha = 0.0 is not allowed: must be > 0"),
@@ -168,3 +171,43 @@ def test_select_nests_sections_and_keys_as_params_yaml_does():
     chosen = params.select(["model.name", "lora", "model.attention", "evaluate.batch_size"])
     model = {"name": raw["model"]["name"], "attention": raw["model"]["attention"]}
     assert chosen == {"model": model, "lora": lora, "evaluate": {"batch_size": 128}}
+
+
+@pytest.mark.parametrize(
+    "pattern",
+    [r".*\.(query|value)", ".*(query|value)", "query|value", "(?:query|value)", "^bert.*key$"]
+    + [r".*decoder.*(SelfAttention|EncDecAttention).*(q|v)$", r".*\.0\.attention\.self\.key"],
+)
+def test_target_regexes_a_target_list_needs_are_allowed(pattern):
+    assert target_regex_problem(pattern) is None
+
+
+@pytest.mark.parametrize(
+    "pattern", ["(.*)*x", "(a+)+b", "(a|a)*b", ".*.*.*.*x", "a{1,9}", "[qv]", r"(\w)\1", "(.|..)"]
+)
+def test_target_regexes_that_could_backtrack_are_refused(pattern):
+    assert target_regex_problem(pattern) == TARGET_REGEX
+
+
+def test_the_costliest_allowed_target_regex_matches_a_model_in_well_under_a_second():
+    names = [f"bert.encoder.layer.{i}.attention.output.LayerNorm" for i in range(24)]
+    group = "(" + "|".join(["a", "aa", "aaa", "e", "t", "n", "r", r"\."]) + ")"
+    pattern = f".*{group}{group}.*{group}{group}.*x"
+    assert target_regex_problem(pattern) is None
+    start = time.perf_counter()
+    assert not any(re.fullmatch(pattern, name) for name in names)
+    assert time.perf_counter() - start < 1.0
+
+
+def test_refused_values_and_keys_are_echoed_cut_to_200_characters():
+    with pytest.raises(ConfigError) as info:
+        Params.from_dict(_with("train", "device", "d" * 10_000))
+    value = "'" + "d" * 198 + "\u2026"
+    assert str(info.value).startswith(f"params.yaml: train.device = {value} is not allowed")
+    raw = {name: dict(body) for name, body in DEFAULTS.items()}
+    raw["lora"]["k" * 10_000] = 1
+    with pytest.raises(ConfigError) as info:
+        Params.from_dict(raw)
+    key = "lora." + "k" * 194 + "\u2026"
+    assert str(info.value).startswith(f"params.yaml: unknown key {key}; allowed: alpha")
+    assert shown("x" * 10) == "'xxxxxxxxxx'" and len(shown("x" * 10**6)) == 200

@@ -307,7 +307,13 @@ GOOD = {
         ({"lora_alpha": True}, "lora_alpha = True is not allowed: a number > 0"),
         ({"target_modules": "all-linear"}, "target_modules = 'all-linear' is not allowed: module"),
         ({"target_modules": None}, "target_modules = None is not allowed: module suffixes or a"),
+        ({"target_modules": "(.*)*x"}, "target_modules = '(.*)*x' is not allowed: a target regex"),
+        ({"target_modules": "(" * 600}, "target_modules = '((((("),
         ({"base_model_name_or_path": None}, "base_model_name_or_path = None is not allowed: an"),
+        (
+            {"base_model_name_or_path": "m\x1b[2J"},
+            "base_model = 'm\\x1b[2J' is not allowed: a name",
+        ),
         ({"use_dora": True}, "use_dora = True is not allowed: this version reads plain LoRA only"),
         ({"rank_pattern": {"query": 8}}, "rank_pattern = {'query': 8} is not allowed: this ver"),
         ({"layers_to_transform": 0}, "layers_to_transform = 0 is not allowed: this version re"),

@@ -21,7 +21,7 @@ from typing import Any
 
 from lora_core.commands.dvcrun import dvc_json
 from lora_core.config import load_params
-from lora_core.errors import LoraSst2Error
+from lora_core.errors import LoraSst2Error, shown
 from lora_core.readers import load_yaml, yaml_problem
 
 # What `dvc status` says of a dep or output that is merely absent; --allow-missing skips these.
@@ -155,11 +155,11 @@ def lock_problem(lock: Any, declared: dict | None = None) -> str | None:
     for name, stage in lock["stages"].items():
         wants = (declared or {}).get(name) or {}
         if any(wants.get(k) for k in ("outs", "metrics", "plots")) and not stage.get("outs"):
-            return f"stage {name!r} has no outs"
+            return f"stage {shown(name)} has no outs"
         for kind in ("deps", "outs"):
             entries = stage.get(kind, []) if isinstance(stage, dict) else None
             if not isinstance(entries, list) or not all(_hashed(e) for e in entries):
-                return f"stage {name!r}: an entry of {kind} has no path and hash"
+                return f"stage {shown(name)}: an entry of {kind} has no path and hash"
     return None
 
 

@@ -20,7 +20,7 @@ from lora_core.commands.fresh import read_lock
 from lora_core.commands.paired import Paired, pair
 from lora_core.commands.verdict import diff_rows, format_report, nothing_to_compare
 from lora_core.config import load_params
-from lora_core.errors import LoraSst2Error
+from lora_core.errors import LoraSst2Error, shown
 from lora_core.live import live_folder
 from lora_core.readers import read_json
 from lora_core.scores import PREDICTIONS, read_predictions
@@ -31,7 +31,7 @@ def _commit(rev: str) -> str:
     proc = run(["git", "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}"], "git rev-parse")
     if proc.returncode != 0:
         raise LoraSst2Error(
-            f"unknown git revision {rev!r} (in CI, check out with fetch-depth: 0 so it exists)"
+            f"unknown git revision {shown(rev)} (in CI, check out with fetch-depth: 0 so it exists)"
         )
     return proc.stdout.strip()
 
