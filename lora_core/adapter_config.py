@@ -11,7 +11,16 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-from lora_core.config import MAX_LENGTH, MODES, LoraConfig, ModelConfig, Params, Section, build
+from lora_core.config import (
+    MAX_LENGTH,
+    MODES,
+    TRUNCATIONS,
+    LoraConfig,
+    ModelConfig,
+    Params,
+    Section,
+    build,
+)
 from lora_core.errors import check_keys, errors_from
 from lora_core.pretrained import LABELS
 from lora_core.tokens import Task
@@ -34,6 +43,7 @@ class AdapterConfig(Section):
     lora: LoraConfig
     labels: tuple[str, ...] = LABELS  # class names in id order
     text_columns: tuple[str, ...] = ("sentence",)  # one text, or a sentence pair
+    truncation: str = "head"  # how tokenize cut long texts; predict cuts the same way
     format: int = FORMAT
 
     @classmethod
@@ -49,13 +59,15 @@ class AdapterConfig(Section):
             params.lora,
             task.labels,
             task.text_columns,
+            task.truncation,
         )
 
     @classmethod
     def from_json(cls, raw: Any, source: str) -> AdapterConfig:
         """Validate a parsed adapter.json like params.yaml; errors start with ``source``."""
         names = [f.name for f in dataclasses.fields(cls)]
-        optional = ("text_columns",)  # absent before sentence pairs: one text column
+        # text_columns: absent before sentence pairs (one text); truncation: absent for head
+        optional = ("text_columns", "truncation")
         with errors_from(source):
             check_keys(raw, names, [n for n in names if n not in optional], "key", "keys")
             lora = raw["lora"]
@@ -73,15 +85,21 @@ class AdapterConfig(Section):
         self.require("labels", ok, "must list two or more distinct class names")
         ok = len(self.text_columns) in (1, 2) and _distinct_names(self.text_columns)
         self.require("text_columns", ok, "must list one or two distinct column names")
+        ok = self.truncation in TRUNCATIONS
+        self.require("truncation", ok, f"use {' or '.join(TRUNCATIONS)}")
+        ok = self.truncation == "head" or len(self.text_columns) == 1
+        self.require("truncation", ok, "sentence pairs cut their longer text first: use head")
 
     def to_json(self) -> dict:
-        """The adapter.json mapping (key order as written since format 1)."""
+        """The adapter.json mapping (key order as written since format 1; ``truncation`` only
+        when not head, so every adapter.json written before the key reads the same)."""
         lora = dataclasses.asdict(self.lora)
         targets = lora["targets"]
         return {
             "format": self.format,
             "base_model": self.base_model,
             "max_length": self.max_length,
+            **({} if self.truncation == "head" else {"truncation": self.truncation}),
             "mode": self.mode,
             "train_pooler": self.train_pooler,
             "labels": list(self.labels),
@@ -90,8 +108,8 @@ class AdapterConfig(Section):
         }
 
     def model_config(self) -> ModelConfig:
-        """The base model and length as params.yaml's model section."""
-        return ModelConfig(name=self.base_model, max_length=self.max_length)
+        """The base model, length and truncation as params.yaml's model section."""
+        return ModelConfig(self.base_model, self.max_length, self.truncation)
 
 
 def _distinct_names(names: tuple[str, ...]) -> bool:

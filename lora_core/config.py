@@ -95,12 +95,15 @@ class ModelConfig(Section):
     SECTION = "model"
     name: str = "sentence-transformers/all-MiniLM-L6-v2"
     max_length: int = 128
+    truncation: str = "head"  # head+tail: a long single text keeps its start and its end
     attention: str = "auto"  # the attention kernels; auto: the fastest measured per device
 
     def check(self) -> None:
         self.require("name", bool(self.name.strip()), "must be a hub id or a folder name")
         ok = 2 <= self.max_length <= MAX_LENGTH
         self.require("max_length", ok, f"must be an integer from 2 to {MAX_LENGTH}")
+        ok = self.truncation in TRUNCATIONS
+        self.require("truncation", ok, f"use {' or '.join(TRUNCATIONS)}")
         self.require("attention", self.attention in ATTENTIONS, f"use {', '.join(ATTENTIONS)}")
 
 
@@ -202,6 +205,7 @@ DROPOUT_MODES = ("element", "token")  # lora.dropout_mode: on x (PEFT's), or per
 SPLIT_KINDS = ("auto", "random", "sentence")  # data.split: auto picks sentence for SST-2
 MODES = ("lora", "head", "full")  # train.mode: what trains
 DEVICES = ("auto", "cpu", "cuda")
+TRUNCATIONS = ("head", "head+tail")  # model.truncation: what a long single text keeps
 ATTENTIONS = ("auto", "eager", "sdpa")  # model.attention: transformers' attn_implementation
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 SECTIONS: dict[str, type[Section]] = {

@@ -12,6 +12,8 @@ from lora_core.adapter import read_adapter, write_adapter
 from lora_core.adapter_config import AdapterConfig
 from lora_core.config import ConfigError, Params
 from lora_core.errors import LoraSst2Error
+from lora_core.pretrained import LABELS
+from lora_core.tokens import Task
 
 EXPECTED_JSON = {
     "format": 1,
@@ -44,6 +46,16 @@ def test_adapter_config_from_params_writes_format_1_exactly():
     read = AdapterConfig.from_json(older, "adapter.json")
     assert read.lora == dataclasses.replace(config.lora, dropout_mode="element")
     assert read.text_columns == ("sentence",)
+
+
+def test_adapter_json_records_head_tail_beside_max_length_and_head_by_its_absence():
+    config = AdapterConfig.from_params(Params(), Task(LABELS, ("sentence",), "head+tail"))
+    raw = config.to_json()
+    assert list(raw)[:4] == ["format", "base_model", "max_length", "truncation"]
+    assert {k: v for k, v in raw.items() if k != "truncation"} == EXPECTED_JSON
+    assert AdapterConfig.from_json(raw, "adapter.json") == config
+    assert config.model_config().truncation == "head+tail"
+    assert AdapterConfig.from_json(EXPECTED_JSON, "adapter.json").truncation == "head"
 
 
 def test_adapter_round_trips_through_its_two_files(tmp_path):
@@ -86,6 +98,11 @@ def _with(**changes):
         (_with(max_length=10**5), "max_length = 100000 is not allowed: must be an integer from 2"),
         (_with(format=True), "format = True is not allowed: must be an integer"),
         (_with(base_model="  "), "base_model = '  ' is not allowed: must be a model id"),
+        (_with(truncation="tail"), "truncation = 'tail' is not allowed: use head or head+tail"),
+        (
+            _with(truncation="head+tail", text_columns=["a", "b"]),
+            "truncation = 'head+tail' is not allowed: sentence pairs cut their longer text",
+        ),
         (_with(extra=1), "unknown key 'extra'; allowed: base_model, format, labels, lora"),
         ([1, 2], "expected a mapping of keys, got [1, 2]"),
     ],

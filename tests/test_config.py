@@ -110,6 +110,7 @@ def test_config_model_dropout_is_null_or_a_float(value, expected):
         ("train", "processes", 257, "train.processes = 257 is not allowed: must be an integer f"),
         ("train", "processes", 1.5, "train.processes = 1.5 is not allowed: must be an integer"),
         ("model", "attention", "flash", "model.attention = 'flash' is not allowed: use auto, eage"),
+        ("model", "truncation", "tail", "model.truncation = 'tail' is not allowed: use head or h"),
         ("train", "mode", "peft", "train.mode = 'peft' is not allowed: use lora, head, full"),
         ("train", "device", "tpu", "train.device = 'tpu' is not allowed: use one of auto, cpu"),
         ("train", "precision", "int8", "train.precision = 'int8' is not allowed: use auto, fp32"),
