@@ -66,6 +66,7 @@ class DataConfig(Section):
     seed: int = 42
     max_train_examples: int | None = None
     dedupe: bool = False  # drop val and test rows whose text is also in train
+    max_classes: int = 1000  # more distinct train labels: an id column, refused at prepare
 
     def check(self) -> None:
         self.require("dir", bool(self.dir.strip()), "must name a folder")
@@ -88,6 +89,7 @@ class DataConfig(Section):
         self.require("test_fraction", 0 < self.test_fraction < 1, "must be > 0 and < 1")
         n = self.max_train_examples
         self.require("max_train_examples", n is None or n >= 1, "must be null or >= 1")
+        self.require("max_classes", self.max_classes >= 2, "must be an integer >= 2")
 
 
 @dataclass(frozen=True)

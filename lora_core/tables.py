@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import json
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -188,6 +189,11 @@ def _jsonl_columns(f, path: Path, wanted: list[str], hint: str) -> tuple[list[in
             row = json.loads(line)
         except json.JSONDecodeError as err:
             raise DataError(f"{path} line {number}: not JSON ({err.msg})") from None
+        except ValueError:  # an integer past Python's 4,300 digits, which int() refuses
+            raise DataError(
+                f"{path} line {number}: a number of over {sys.get_int_max_str_digits():,} "
+                "digits: no label or text is one"
+            ) from None
         if not isinstance(row, dict):
             raise DataError(f"{path} line {number}: expected a JSON object, got {line[:40]!r}")
         if not numbers:

@@ -194,6 +194,30 @@ CASES = {
         "data/raw/own/train.csv row 11: label is 5,000 characters long: a label is a class name "
         "of at most 100 (is data.label_column a text column?)",
     ),
+    "own: an id column as the label, with val and test files": (
+        prepare,
+        _own(
+            {
+                "train.csv": b"sentence,id\n" + b"".join(b"t,%d\n" % i for i in range(1001)),
+                "validation.csv": b"sentence,id\nt,1\n",
+                "test.csv": b"sentence,id\nt,2\n",
+            },
+            label_column="id",
+        ),
+        "data/raw/own/train.csv: id has 1,001 distinct labels, more than data.max_classes = "
+        "1,000: is data.label_column an id column? (if these are classes, raise data.max_classes)",
+    ),
+    "own: a label of 5,000 digits in JSON Lines": (
+        prepare,
+        _own(
+            {
+                "train.jsonl": b'{"sentence": "x", "label": 1}\n{"sentence": "y", "label": '
+                + b"7" * 5000
+                + b"}\n"
+            }
+        ),
+        "data/raw/own/train.jsonl line 2: a number of over 4,300 digits: no label or text is one",
+    ),
     "own: a text past the cap": (
         prepare,
         _own({"train.csv": ABC + b"x" * 100_001 + b",a\n"}),

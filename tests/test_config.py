@@ -117,6 +117,7 @@ def test_config_model_dropout_is_null_or_a_float(value, expected):
         ("data", "val_fraction", 0, "data.val_fraction = 0.0 is not allowed: must be > 0 and < 1"),
         ("data", "val_fraction", 1, "data.val_fraction = 1.0 is not allowed: must be > 0 and < 1"),
         ("data", "max_train_examples", 0, "data.max_train_examples = 0 is not allowed"),
+        ("data", "max_classes", 1, "data.max_classes = 1 is not allowed: must be an integer >= 2"),
         ("model", "max_length", 0, "model.max_length = 0 is not allowed: must be an integer fr"),
         ("evaluate", "batch_size", -3, "evaluate.batch_size = -3 is not allowed"),
         ("evaluate", "batch_size", 10**6, "evaluate.batch_size = 1000000 is not allowed: must"),
