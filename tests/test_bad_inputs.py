@@ -74,6 +74,19 @@ def _own(files: dict[str, bytes], **data):
     return change
 
 
+def _parquet(texts: list[str]) -> bytes:
+    """A Parquet file of ``texts``, labels a and b in turn, compressed with zstd."""
+    import io
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    out = io.BytesIO()
+    labels = ["ab"[i % 2] for i in range(len(texts))]
+    pq.write_table(pa.table({"sentence": texts, "label": labels}), out, compression="zstd")
+    return out.getvalue()
+
+
 R0 = "params.yaml: lora.r = 0 is not allowed: must be an integer from 1 to 1024"
 CASES = {
     # params
@@ -217,6 +230,11 @@ CASES = {
             }
         ),
         "data/raw/own/train.jsonl line 2: a number of over 4,300 digits: no label or text is one",
+    ),
+    "own: a Parquet text that decompresses past the cap": (
+        prepare,
+        _own({"train.parquet": _parquet(["good", "x" * 5_000_000, "bad"])}),
+        "data/raw/own/train.parquet: column 'sentence' of row group 0 is 5,0",
     ),
     "own: a text past the cap": (
         prepare,
