@@ -4,6 +4,7 @@ batches.py cuts and pads batches of them."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,6 +39,10 @@ class TokenizedSplit:
 
 
 CHUNK = 4096  # rows tokenized at once: a million rows never sit in memory as Python lists
+# ... and at most this many characters: the fast tokenizer holds about 20 MiB for one text
+# of 90,000 characters (its cut windows, kept as overflow), so 4,096 texts near the cap
+# would need 80 GB; SST-2's chunks (about 100 characters a text) are cut by rows alone.
+CHUNK_CHARS = 2_000_000
 
 
 def tokenize(
@@ -54,9 +59,9 @@ def tokenize(
     if pairs is not None and truncation != "head":
         raise DataError(f"truncation {truncation} is for single texts: pairs cut longest_first")
     ids, types, lengths, full = [], [], [], []
-    for start in range(0, len(texts), CHUNK):
-        part = texts[start : start + CHUNK]
-        second = None if pairs is None else pairs[start : start + CHUNK]
+    for rows in chunks(texts, pairs):
+        part = texts[rows]
+        second = None if pairs is None else pairs[rows]
         encoded = tokenizer(part, second, truncation="longest_first", max_length=max_length)
         rows = encoded["input_ids"]
         lengths.append(np.fromiter(map(len, rows), dtype=np.int64, count=len(rows)))
@@ -78,6 +83,19 @@ def tokenize(
         np.concatenate(types) if types else None,
     )
     return split, (np.concatenate(full) if full else lengths)
+
+
+def chunks(texts: list[str], pairs: list[str] | None = None) -> Iterator[slice]:
+    """Consecutive slices of at most CHUNK rows and, past one row, CHUNK_CHARS characters:
+    each row is tokenized alone, so the cut changes memory, never the ids."""
+    start, size = 0, 0
+    for i, text in enumerate(texts):
+        size += len(text) + (0 if pairs is None else len(pairs[i]))
+        if i + 1 - start == CHUNK or size >= CHUNK_CHARS:
+            yield slice(start, i + 1)
+            start, size = i + 1, 0
+    if start < len(texts):
+        yield slice(start, len(texts))
 
 
 def head_tail(content: list[int], budget: int) -> list[int]:

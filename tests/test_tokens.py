@@ -8,6 +8,7 @@ from lora_core.data import DataError
 from lora_core.pretrained import load_tokenizer
 from lora_core.tokens import (
     TASK,
+    chunks,
     head_tail,
     length_summary,
     load_tokenized,
@@ -144,3 +145,19 @@ def test_read_task_reads_the_truncation_and_head_without_it(tmp_path):
     (tmp_path / TASK).write_text(raw % "middle")
     with pytest.raises(DataError, match=r"task.json is damaged: run `dvc repro --force tokenize`"):
         read_task(tmp_path)
+
+
+def test_chunks_cut_by_rows_and_by_characters(tokenizer, monkeypatch):
+    from lora_core import tokens
+
+    monkeypatch.setattr(tokens, "CHUNK", 3)
+    monkeypatch.setattr(tokens, "CHUNK_CHARS", 10)
+    texts = ["ab", "cd", "ef", "gh", "x" * 12, "ij", "klmnopqr", "s"]
+    assert [(c.start, c.stop) for c in chunks(texts)] == [(0, 3), (3, 5), (5, 7), (7, 8)]
+    assert [(c.start, c.stop) for c in chunks(texts[:2], ["x" * 9, "y"])] == [(0, 1), (1, 2)]
+    assert list(chunks([])) == []
+    cut, _ = tokenize(tokenizer, ["good film"] * 4 + ["a dull plot"] * 3, [1] * 7, 8)
+    monkeypatch.setattr(tokens, "CHUNK", 4096)
+    whole, _ = tokenize(tokenizer, ["good film"] * 4 + ["a dull plot"] * 3, [1] * 7, 8)
+    assert cut.ids.tolist() == whole.ids.tolist()
+    assert cut.offsets.tolist() == whole.offsets.tolist()
