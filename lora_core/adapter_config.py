@@ -17,6 +17,7 @@ from lora_core.config import (
     MODE,
     MODEL_NAME,
     TEXT_COLUMNS,
+    TRUNCATIONS,
     LoraConfig,
     ModelConfig,
     Params,
@@ -45,6 +46,7 @@ class AdapterConfig(Section):
     lora: LoraConfig
     labels: tuple[str, ...] = LABELS  # class names in id order
     text_columns: tuple[str, ...] = ("sentence",)  # one text, or a sentence pair
+    truncation: str = "head"  # how tokenize cut long texts; predict cuts the same way
     format: int = FORMAT
 
     @classmethod
@@ -60,13 +62,15 @@ class AdapterConfig(Section):
             params.lora,
             task.labels,
             task.text_columns,
+            task.truncation,
         )
 
     @classmethod
     def from_json(cls, raw: Any, source: str) -> AdapterConfig:
         """Validate a parsed adapter.json like params.yaml; errors start with ``source``."""
         names = [f.name for f in dataclasses.fields(cls)]
-        optional = ("text_columns",)  # absent before sentence pairs: one text column
+        # text_columns: absent before sentence pairs (one text); truncation: absent for head
+        optional = ("text_columns", "truncation")
         with errors_from(source):
             check_keys(raw, names, [n for n in names if n not in optional], "key", "keys")
             lora = raw["lora"]
@@ -87,15 +91,21 @@ class AdapterConfig(Section):
             names = (value,) if isinstance(value, str) else value
             ok = not any(has_control(name) for name in names)
             self.require(key, ok, CONTROL)
+        ok = self.truncation in TRUNCATIONS
+        self.require("truncation", ok, f"use {' or '.join(TRUNCATIONS)}")
+        ok = self.truncation == "head" or len(self.text_columns) == 1
+        self.require("truncation", ok, "sentence pairs cut their longer text first: use head")
 
     def to_json(self) -> dict:
-        """The adapter.json mapping (key order as written since format 1)."""
+        """The adapter.json mapping (key order as written since format 1; ``truncation`` only
+        when not head, so every adapter.json written before the key reads the same)."""
         lora = dataclasses.asdict(self.lora)
         targets = lora["targets"]
         return {
             "format": self.format,
             "base_model": self.base_model,
             "max_length": self.max_length,
+            **({} if self.truncation == "head" else {"truncation": self.truncation}),
             "mode": self.mode,
             "train_pooler": self.train_pooler,
             "labels": list(self.labels),
@@ -104,5 +114,5 @@ class AdapterConfig(Section):
         }
 
     def model_config(self) -> ModelConfig:
-        """The base model and length as params.yaml's model section."""
-        return ModelConfig(name=self.base_model, max_length=self.max_length)
+        """The base model, length and truncation as params.yaml's model section."""
+        return ModelConfig(self.base_model, self.max_length, self.truncation)

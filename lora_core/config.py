@@ -84,6 +84,7 @@ class DataConfig(Section):
     seed: int = 42
     max_train_examples: int | None = None
     dedupe: bool = False  # drop val and test rows whose text is also in train
+    max_classes: int = 1000  # more distinct train labels: an id column, refused at prepare
 
     def check(self) -> None:
         self.require("dir", bool(self.dir.strip()), "must name a folder")
@@ -97,6 +98,7 @@ class DataConfig(Section):
         self.require("test_fraction", 0 < self.test_fraction < 1, "must be > 0 and < 1")
         n = self.max_train_examples
         self.require("max_train_examples", n is None or n >= 1, "must be null or >= 1")
+        self.require("max_classes", self.max_classes >= 2, "must be an integer >= 2")
 
 
 @dataclass(frozen=True)
@@ -104,11 +106,14 @@ class ModelConfig(Section):
     SECTION = "model"
     name: str = "sentence-transformers/all-MiniLM-L6-v2"
     max_length: int = 128
+    truncation: str = "head"  # head+tail: a long single text keeps its start and its end
     attention: str = "auto"  # the attention kernels; auto: the fastest measured per device
 
     def check(self) -> None:
         self.follow("name", MODEL_NAME)
         self.follow("max_length", LENGTH)
+        ok = self.truncation in TRUNCATIONS
+        self.require("truncation", ok, f"use {' or '.join(TRUNCATIONS)}")
         self.require("attention", self.attention in ATTENTIONS, f"use {', '.join(ATTENTIONS)}")
 
 
@@ -271,6 +276,7 @@ DROPOUT_MODES = ("element", "token")  # lora.dropout_mode: on x (PEFT's), or per
 SPLIT_KINDS = ("auto", "random", "sentence")  # data.split: auto picks sentence for SST-2
 MODES = ("lora", "head", "full")  # train.mode: what trains
 DEVICES = ("auto", "cpu", "cuda")
+TRUNCATIONS = ("head", "head+tail")  # model.truncation: what a long single text keeps
 ATTENTIONS = ("auto", "eager", "sdpa")  # model.attention: transformers' attn_implementation
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 MODEL_NAME = Rule(lambda name: bool(name.strip()), "must be a hub id or a folder name")

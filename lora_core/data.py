@@ -133,6 +133,19 @@ def _label_texts(table: Table, values: list, column: str) -> list[str]:
     return out
 
 
+def check_class_count(train: RawTable, column: str, limit: int) -> None:
+    """Refuse more distinct train labels than ``limit`` (data.max_classes) before anything
+    is trained: a label column that is really an id column would train a classifier of
+    tens of thousands of classes, then evaluate would draw a k x k confusion matrix."""
+    count = len(set(train.labels))
+    if count > limit:
+        raise DataError(
+            f"{train.path}: {column} has {count:,} distinct labels, more than "
+            f"data.max_classes = {limit:,}: is data.label_column an id column? (if these "
+            "are classes, raise data.max_classes)"
+        )
+
+
 def class_ids(
     train: RawTable, names: tuple[str, ...] | None
 ) -> tuple[tuple[str, ...], dict[str, int]]:

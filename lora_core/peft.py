@@ -207,8 +207,9 @@ def _classes(state: Mapping[str, torch.Tensor]) -> int | None:
 
 
 def _task(marker: Any, classes: int | None) -> dict:
-    """AdapterConfig's labels, text_columns and max_length, which PEFT's files do not hold:
-    from our export's marker; without one, transformers' names LABEL_i, one per class."""
+    """AdapterConfig's labels, text_columns, max_length and truncation, which PEFT's files do
+    not hold: from our export's marker; without one, transformers' names LABEL_i, one per
+    class."""
     generic = tuple(f"LABEL_{i}" for i in range(classes or len(LABELS)))
     if marker is None:
         return {"labels": generic}
@@ -225,7 +226,7 @@ def _task(marker: Any, classes: int | None) -> dict:
         )
     if classes is not None and len(labels) != classes:
         raise ConfigError(f"id2label names {len(labels)} classes, the classifier has {classes}")
-    kept = {k: marker[k] for k in ("text_columns", "max_length") if k in marker}
+    kept = {k: marker[k] for k in ("text_columns", "max_length", "truncation") if k in marker}
     return {"labels": labels, **kept}
 
 

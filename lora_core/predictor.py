@@ -30,6 +30,7 @@ class Predictor:
         project = load_params(params) if params is not None else None
         self.inference = load_for_inference(adapter_dir, project, base_dir)
         self.max_length = self.inference.config.max_length
+        self.truncation = self.inference.config.truncation  # as tokenize cut its data
         self.labels = tuple(self.inference.config.labels)  # class i is labels[i]
         self.text_columns = tuple(self.inference.config.text_columns)  # two: sentence pairs
         self.tokenizer = load_tokenizer(self.inference.config.base_model, base_dir)
@@ -42,7 +43,8 @@ class Predictor:
         if (pairs is not None) != (len(self.text_columns) == 2):
             kind = "sentence pairs" if pairs is None else "single texts, not pairs"
             raise LoraSst2Error(f"this adapter scores {kind} ({', '.join(self.text_columns)})")
-        split, full = tokenize(self.tokenizer, texts, [0] * len(texts), self.max_length, pairs)
+        length, cut = self.max_length, self.truncation
+        split, full = tokenize(self.tokenizer, texts, [0] * len(texts), length, pairs, cut)
         return softmax(self.inference.logits(split)), int((full > self.max_length).sum())
 
     def predictions(

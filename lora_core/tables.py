@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import json
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +18,7 @@ FORMATS = (".csv", ".tsv", ".jsonl", ".parquet")
 # less, and one 1 GB "sentence" would be tokenized whole, twice.
 MAX_TEXT_CHARS = 100_000
 MAX_LINE_BYTES = 16 * 2**20  # a JSON Lines row: two texts at the cap, escaped, fit many times
+PARQUET_BATCH = 1024  # rows decoded at once: memory holds the values kept and one batch
 
 
 @dataclass(frozen=True)
@@ -63,14 +65,7 @@ def read_columns(path: Path, wanted: list[str], hint: str = "") -> Table:
         numbers, columns = _read_jsonl(path, wanted, hint)
         table = Table(path, columns, 1, "line", numbers)
     elif suffix == ".parquet":
-        import pyarrow.parquet as pq
-
-        try:
-            _check_columns(path, wanted, set(pq.read_schema(path).names), hint)
-            data = pq.read_table(path, columns=wanted)
-        except (OSError, ValueError) as err:  # pyarrow's errors derive from these
-            raise DataError(f"{path} is not a readable Parquet file ({first_line(err)})") from None
-        table = Table(path, [data.column(c).to_pylist() for c in wanted], 1, "row")
+        table = Table(path, _read_parquet(path, wanted, hint), 1, "row")
     else:
         frame = _read_delimited(path, "\t" if suffix == ".tsv" else ",")
         _check_columns(path, wanted, set(frame.columns), hint)
@@ -78,6 +73,65 @@ def read_columns(path: Path, wanted: list[str], hint: str = "") -> Table:
     if not table.columns[0]:
         raise DataError(f"{path} has a header but no rows")
     return table
+
+
+def _read_parquet(path: Path, wanted: list[str], hint: str) -> list[list]:
+    """The ``wanted`` columns of a Parquet file, decoded a batch of rows at a time, each
+    batch's texts checked against MAX_TEXT_CHARS before they become Python strings; a
+    column chunk too big for its rows to be under the cap is refused before it is read."""
+    import pyarrow.parquet as pq
+
+    columns, start = [[] for _ in wanted], 0
+    try:
+        with pq.ParquetFile(path) as f:
+            _check_columns(path, wanted, set(f.schema_arrow.names), hint)
+            _check_chunk_sizes(path, f.metadata, wanted)
+            for batch in f.iter_batches(batch_size=PARQUET_BATCH, columns=wanted):
+                _check_text_lengths(path, batch, wanted, start)
+                for values, name in zip(columns, wanted):
+                    values.extend(batch.column(name).to_pylist())
+                start += batch.num_rows
+    except (OSError, ValueError) as err:  # pyarrow's errors derive from these
+        raise DataError(f"{path} is not a readable Parquet file ({first_line(err)})") from None
+    return columns
+
+
+def _check_chunk_sizes(path: Path, metadata, wanted: list[str]) -> None:
+    """Refuse, from the file's metadata alone, a column chunk whose uncompressed size says
+    that some value in it is past MAX_TEXT_CHARS (4 bytes a character at most, plus 1 MiB
+    of page headers): a few bytes of zeros can claim gigabytes once decompressed."""
+    for g in range(metadata.num_row_groups):
+        group = metadata.row_group(g)
+        for c in range(group.num_columns):
+            chunk = group.column(c)
+            name = chunk.path_in_schema
+            bound = group.num_rows * (4 * MAX_TEXT_CHARS + 4) + 2**20
+            if name in wanted and chunk.total_uncompressed_size > bound:
+                raise DataError(
+                    f"{path}: column {name!r} of row group {g} is "
+                    f"{chunk.total_uncompressed_size:,} bytes uncompressed for "
+                    f"{group.num_rows:,} rows: a text is at most {MAX_TEXT_CHARS:,} characters"
+                )
+
+
+def _check_text_lengths(path: Path, batch, wanted: list[str], start: int) -> None:
+    """Refuse a text of this batch past MAX_TEXT_CHARS, naming its row (from 1), before the
+    batch becomes Python strings."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    for name in wanted:
+        column = batch.column(name)
+        if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
+            continue
+        lengths = pc.utf8_length(column)
+        if (pc.max(lengths).as_py() or 0) > MAX_TEXT_CHARS:
+            i = pc.index(pc.greater(lengths, MAX_TEXT_CHARS), True).as_py()
+            raise DataError(
+                f"{path} row {start + i + 1}: {name} is {lengths[i].as_py():,} characters "
+                f"long: at most {MAX_TEXT_CHARS:,} (a model reads only its first "
+                "model.max_length tokens)"
+            )
 
 
 def _read_delimited(path: Path, sep: str):
@@ -188,6 +242,11 @@ def _jsonl_columns(f, path: Path, wanted: list[str], hint: str) -> tuple[list[in
             row = json.loads(line)
         except json.JSONDecodeError as err:
             raise DataError(f"{path} line {number}: not JSON ({err.msg})") from None
+        except ValueError:  # an integer past Python's 4,300 digits, which int() refuses
+            raise DataError(
+                f"{path} line {number}: a number of over {sys.get_int_max_str_digits():,} "
+                "digits: no label or text is one"
+            ) from None
         if not isinstance(row, dict):
             raise DataError(f"{path} line {number}: expected a JSON object, got {line[:40]!r}")
         if not numbers:

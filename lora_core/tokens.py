@@ -4,12 +4,14 @@ batches.py cuts and pads batches of them."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from safetensors.numpy import load_file, save_file
 
+from lora_core.config import TRUNCATIONS
 from lora_core.errors import DataError, damaged
 
 
@@ -46,6 +48,10 @@ class TokenizedSplit:
 
 
 CHUNK = 4096  # rows tokenized at once: a million rows never sit in memory as Python lists
+# ... and at most this many characters: the fast tokenizer holds about 20 MiB for one text
+# of 90,000 characters (its cut windows, kept as overflow), so 4,096 texts near the cap
+# would need 80 GB; SST-2's chunks (about 100 characters a text) are cut by rows alone.
+CHUNK_CHARS = 2_000_000
 
 
 def tokenize(
@@ -54,20 +60,28 @@ def tokenize(
     labels: list[int],
     max_length: int,
     pairs: list[str] | None = None,
+    truncation: str = "head",
 ) -> tuple[TokenizedSplit, np.ndarray]:
     """Token ids with special tokens, truncated to ``max_length`` (a pair: the longer text
-    first), unpadded; and each text's length before truncation."""
+    first; a single text with ``head+tail``: its head and tail, see ``head_tail``),
+    unpadded; and each text's length before truncation."""
+    if pairs is not None and truncation != "head":
+        raise DataError(f"truncation {truncation} is for single texts: pairs cut longest_first")
     ids, types, lengths, full = [], [], [], []
-    for start in range(0, len(texts), CHUNK):
-        part = texts[start : start + CHUNK]
-        second = None if pairs is None else pairs[start : start + CHUNK]
+    for rows in chunks(texts, pairs):
+        part = texts[rows]
+        second = None if pairs is None else pairs[rows]
         encoded = tokenizer(part, second, truncation="longest_first", max_length=max_length)
         rows = encoded["input_ids"]
         lengths.append(np.fromiter(map(len, rows), dtype=np.int64, count=len(rows)))
+        if truncation == "head":
+            full.append(_untruncated(tokenizer, encoded, part, second, lengths[-1]))
+        else:
+            rows, whole = _keep_tails(tokenizer, encoded, part, max_length, lengths[-1])
+            full.append(whole)
         ids.append(np.fromiter((t for r in rows for t in r), dtype=np.int32))
         if pairs is not None and "token_type_ids" in encoded:  # RoBERTa's family has none
             types.append(np.fromiter((t for r in encoded["token_type_ids"] for t in r), np.int8))
-        full.append(_untruncated(tokenizer, encoded, part, second, lengths[-1]))
     lengths = np.concatenate(lengths) if lengths else np.zeros(0, dtype=np.int64)
     offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
     split = TokenizedSplit(
@@ -78,6 +92,50 @@ def tokenize(
         np.concatenate(types) if types else None,
     )
     return split, (np.concatenate(full) if full else lengths)
+
+
+def chunks(texts: list[str], pairs: list[str] | None = None) -> Iterator[slice]:
+    """Consecutive slices of at most CHUNK rows and, past one row, CHUNK_CHARS characters:
+    each row is tokenized alone, so the cut changes memory, never the ids."""
+    start, size = 0, 0
+    for i, text in enumerate(texts):
+        size += len(text) + (0 if pairs is None else len(pairs[i]))
+        if i + 1 - start == CHUNK or size >= CHUNK_CHARS:
+            yield slice(start, i + 1)
+            start, size = i + 1, 0
+    if start < len(texts):
+        yield slice(start, len(texts))
+
+
+def head_tail(content: list[int], budget: int) -> list[int]:
+    """The first quarter of ``budget`` tokens and the last three quarters, when ``content``
+    is longer (Sun et al., 2019, kept 128 + 382 of 510); else ``content`` unchanged."""
+    if len(content) <= budget:
+        return content
+    head = budget // 4
+    return content[:head] + content[len(content) - (budget - head) :]
+
+
+def _keep_tails(tokenizer, encoded, texts, max_length: int, lengths: np.ndarray):
+    """``head_tail`` in place of the head cut, for the rows the tokenizer cut (each tokenized
+    again whole, without special tokens, which stay where the cut row has them); and each
+    row's length before truncation."""
+    rows = list(encoded["input_ids"])
+    cut = [i for i, e in enumerate(encoded.encodings) if e.overflowing]
+    if not cut:
+        return rows, lengths
+    again = tokenizer(
+        [texts[i] for i in cut], add_special_tokens=False, truncation=False, verbose=False
+    )["input_ids"]
+    full = lengths.copy()
+    for i, content in zip(cut, again):
+        mask = encoded.encodings[i].special_tokens_mask
+        kept = [j for j, special in enumerate(mask) if not special]
+        full[i] = len(content) + len(mask) - len(kept)
+        if kept:  # else max_length leaves no room for text: the special tokens alone
+            row = rows[i]
+            rows[i] = row[: kept[0]] + head_tail(content, len(kept)) + row[kept[-1] + 1 :]
+    return rows, full
 
 
 def _untruncated(tokenizer, encoded, texts, pairs, lengths: np.ndarray) -> np.ndarray:
@@ -153,13 +211,20 @@ class Task:
 
     labels: tuple[str, ...]
     text_columns: tuple[str, ...]
+    truncation: str = "head"  # how a long text was cut: model.truncation
 
 
 TASK = "task.json"
 
 
 def read_task(folder: str | Path) -> Task:
-    """The ``task.json`` that the tokenize stage wrote beside the splits."""
-    from lora_core.readers import read_classes
+    """The ``task.json`` that the tokenize stage wrote beside the splits (one written
+    without ``truncation`` cut the head: the only way there was)."""
+    from lora_core.readers import read_classes, read_json
 
-    return Task(*read_classes(Path(folder) / TASK, "tokenize"))
+    path = Path(folder) / TASK
+    names, columns = read_classes(path, "tokenize")
+    truncation = read_json(path).get("truncation", "head")
+    if truncation not in TRUNCATIONS:
+        raise DataError(f"{path} is damaged: run `dvc repro --force tokenize`")
+    return Task(names, columns, truncation)

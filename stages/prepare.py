@@ -7,6 +7,7 @@ import sys
 
 from lora_core.config import DataConfig, load_params
 from lora_core.data import (
+    check_class_count,
     class_ids,
     label_counts,
     read_table,
@@ -24,6 +25,7 @@ def prepare(cfg: DataConfig, out_dir: str) -> dict:
     """Read and validate the raw files, split, and write ``out_dir`` whole or not at all."""
     raw = ensure_raw(cfg.dir, cfg.source, cfg.config)
     tables = {role: read_table(p, cfg.text_columns, cfg.label_column) for role, p in raw.items()}
+    check_class_count(tables["train"], cfg.label_column, cfg.max_classes)
     names, ids = class_ids(tables["train"], cfg.labels)
     files = {role: to_examples(table, ids) for role, table in tables.items()}
     if not {"validation", "test"} <= set(files):  # val (or test too) is carved from train

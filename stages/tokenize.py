@@ -28,17 +28,31 @@ def tokenize_splits(cfg: ModelConfig, prepared: str, out_dir: str) -> dict[str, 
             f"params.yaml: model.max_length = {cfg.max_length} is not allowed for sentence "
             f"pairs: at least {PAIR_MIN} ([CLS] a [SEP] b [SEP])"
         )
+    if len(columns) == 2 and cfg.truncation != "head":
+        raise DataError(
+            f"params.yaml: model.truncation = {cfg.truncation} is not allowed for sentence "
+            "pairs: use head (a pair cuts its longer text first)"
+        )
     lengths = {}
     with atomic_dir(out_dir) as tmp:
         for name in SPLITS:
             ex = read_examples(Path(prepared) / f"{name}.jsonl", names)
-            split, full = tokenize(tokenizer, ex.texts, ex.labels, cfg.max_length, ex.pairs)
-            meta = {"model": cfg.name, "max_length": str(cfg.max_length)}
+            split, full = tokenize(
+                tokenizer, ex.texts, ex.labels, cfg.max_length, ex.pairs, cfg.truncation
+            )
+            meta = {"model": cfg.name, "max_length": str(cfg.max_length), **cut_by(cfg)}
             save_tokenized(tmp, name, split, meta)
             lengths[name] = length_summary(split, full, cfg.max_length)
         task = {"labels": list(names), "text_columns": list(columns)}
-        write_json(tmp / TASK, {**task, "max_length": cfg.max_length, "lengths": lengths})
+        task = {**task, "max_length": cfg.max_length, **cut_by(cfg), "lengths": lengths}
+        write_json(tmp / TASK, task)
     return lengths
+
+
+def cut_by(cfg: ModelConfig) -> dict[str, str]:
+    """``truncation`` for task.json, only when it is not ``head``: every file tokenize wrote
+    before the param stays byte-identical, and a missing key means head."""
+    return {} if cfg.truncation == "head" else {"truncation": cfg.truncation}
 
 
 @exit_on_user_error

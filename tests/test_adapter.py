@@ -14,6 +14,8 @@ from lora_core.adapter import read_adapter, write_adapter
 from lora_core.adapter_config import AdapterConfig
 from lora_core.config import ConfigError, Params
 from lora_core.errors import LoraSst2Error
+from lora_core.pretrained import LABELS
+from lora_core.tokens import Task
 
 EXPECTED_JSON = {
     "format": 1,
@@ -49,6 +51,16 @@ def test_adapter_config_from_params_writes_format_1_exactly():
     read = AdapterConfig.from_json(older, "adapter.json")
     assert read.lora == dataclasses.replace(config.lora, dropout_mode="element")
     assert read.text_columns == ("sentence",)
+
+
+def test_adapter_json_records_head_tail_beside_max_length_and_head_by_its_absence():
+    config = AdapterConfig.from_params(Params(), Task(LABELS, ("sentence",), "head+tail"))
+    raw = config.to_json()
+    assert list(raw)[:4] == ["format", "base_model", "max_length", "truncation"]
+    assert {k: v for k, v in raw.items() if k != "truncation"} == EXPECTED_JSON
+    assert AdapterConfig.from_json(raw, "adapter.json") == config
+    assert config.model_config().truncation == "head+tail"
+    assert AdapterConfig.from_json(EXPECTED_JSON, "adapter.json").truncation == "head"
 
 
 def test_adapter_round_trips_through_its_two_files(tmp_path):
@@ -141,6 +153,11 @@ def _with(**changes):
         (_with(labels=["a", "\x1b]0;x\x07b"]), "labels = ('a', '\\x1b]0;x\\x07b') is not " + NO_CC),
         (_with(text_columns=["a\nb"]), "text_columns = ('a\\nb',) is not allowed: a name holds no"),
         (_with(base_model="m\x1b[2J"), "base_model = 'm\\x1b[2J' is not allowed: a name holds no"),
+        (_with(truncation="tail"), "truncation = 'tail' is not allowed: use head or head+tail"),
+        (
+            _with(truncation="head+tail", text_columns=["a", "b"]),
+            "truncation = 'head+tail' is not allowed: sentence pairs cut their longer text",
+        ),
         (_with(extra=1), "unknown key 'extra'; allowed: base_model, format, labels, lora"),
         ([1, 2], "expected a mapping of keys, got [1, 2]"),
     ],

@@ -87,6 +87,19 @@ def _own(files: dict[str, bytes], **data):
     return change
 
 
+def _parquet(texts: list[str]) -> bytes:
+    """A Parquet file of ``texts``, labels a and b in turn, compressed with zstd."""
+    import io
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    out = io.BytesIO()
+    labels = ["ab"[i % 2] for i in range(len(texts))]
+    pq.write_table(pa.table({"sentence": texts, "label": labels}), out, compression="zstd")
+    return out.getvalue()
+
+
 R0 = "params.yaml: lora.r = 0 is not allowed: must be an integer from 1 to 1024"
 CASES = {
     # params
@@ -211,6 +224,35 @@ CASES = {
         _own({"train.csv": ABC + b"t9," + b"7" * 5000 + b"\n"}),
         "data/raw/own/train.csv row 11: label is 5,000 characters long: a label is a class name "
         "of at most 100 (is data.label_column a text column?)",
+    ),
+    "own: an id column as the label, with val and test files": (
+        prepare,
+        _own(
+            {
+                "train.csv": b"sentence,id\n" + b"".join(b"t,%d\n" % i for i in range(1001)),
+                "validation.csv": b"sentence,id\nt,1\n",
+                "test.csv": b"sentence,id\nt,2\n",
+            },
+            label_column="id",
+        ),
+        "data/raw/own/train.csv: id has 1,001 distinct labels, more than data.max_classes = "
+        "1,000: is data.label_column an id column? (if these are classes, raise data.max_classes)",
+    ),
+    "own: a label of 5,000 digits in JSON Lines": (
+        prepare,
+        _own(
+            {
+                "train.jsonl": b'{"sentence": "x", "label": 1}\n{"sentence": "y", "label": '
+                + b"7" * 5000
+                + b"}\n"
+            }
+        ),
+        "data/raw/own/train.jsonl line 2: a number of over 4,300 digits: no label or text is one",
+    ),
+    "own: a Parquet text that decompresses past the cap": (
+        prepare,
+        _own({"train.parquet": _parquet(["good", "x" * 5_000_000, "bad"])}),
+        "data/raw/own/train.parquet: column 'sentence' of row group 0 is 5,0",
     ),
     "own: a text past the cap": (
         prepare,

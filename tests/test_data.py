@@ -337,3 +337,39 @@ def test_jsonl_keeps_only_the_named_columns_and_refuses_a_line_past_the_cap(tmp_
     with pytest.raises(DataError) as err:
         read_columns(path, ["text", "label"])
     assert str(err.value) == f"{path} line 1 is over 60 bytes long"
+
+
+def test_parquet_is_read_in_batches_and_a_text_past_the_cap_names_its_row(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from lora_core.tables import MAX_TEXT_CHARS, PARQUET_BATCH
+
+    texts = [f"t{i}" for i in range(PARQUET_BATCH + 10)]
+    path = tmp_path / "train.parquet"
+    pq.write_table(pa.table({"text": texts, "label": [i % 2 for i in range(len(texts))]}), path)
+    table = read_columns(path, ["text", "label"])
+    assert table.columns[0] == texts and table.columns[1][-3:] == [1, 0, 1]
+    texts[PARQUET_BATCH + 4] = "x" * (MAX_TEXT_CHARS + 1)  # in the second batch
+    pq.write_table(pa.table({"text": texts, "label": [0] * len(texts)}), path)
+    with pytest.raises(DataError) as info:
+        read_columns(path, ["text", "label"])
+    assert str(info.value) == (
+        f"{path} row {PARQUET_BATCH + 5}: text is 100,001 characters long: at most 100,000 "
+        "(a model reads only its first model.max_length tokens)"
+    )
+
+
+def test_parquet_chunk_that_decompresses_past_the_cap_is_refused_before_it_is_read(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = tmp_path / "train.parquet"
+    texts = ["a", "x" * 2_000_000]  # 2 MB uncompressed in a file of a few KB
+    pq.write_table(pa.table({"text": texts, "label": [0, 1]}), path, compression="zstd")
+    assert path.stat().st_size < 10_000
+    with pytest.raises(DataError) as info:
+        read_columns(path, ["text", "label"])
+    assert str(info.value).startswith(f"{path}: column 'text' of row group 0 is 2,0") and str(
+        info.value
+    ).endswith(" bytes uncompressed for 2 rows: a text is at most 100,000 characters")

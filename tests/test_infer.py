@@ -541,3 +541,35 @@ def test_plain_output_keeps_one_prediction_a_line():
     assert plain_line(row) == "mixed\t0.9877\tfirst line\\nsecond\\tcell\\r\\n"
     pair = {**row, "text": "a", "text_pair": "b\nc"}
     assert plain_line(pair) == "mixed\t0.9877\ta\tb\\nc"
+
+
+def test_predict_cuts_a_long_text_head_and_tail_as_the_adapter_was_tokenized(tmp_path):
+    from dataclasses import astuple
+
+    from lora_core.tokens import Task, tokenize
+    from tests.tiny import NEGATIVE, POSITIVE, write_tiny_model
+
+    base = tmp_path / "base"
+    write_tiny_model(base / BASE)
+    lora = LoraConfig(r=2, targets=("query", "value"))
+    model = build_classifier(ModelConfig(name=BASE), lora, seed=1, base_dir=base)
+    torch.manual_seed(4)
+    state = {k: v + torch.randn_like(v) for k, v in lora_state_dict(model).items()}
+    task = Task(("negative", "positive"), ("sentence",), "head+tail")
+    config = AdapterConfig(BASE, 10, "lora", False, lora, *astuple(task))
+    (tmp_path / "a").mkdir()
+    write_adapter(tmp_path / "a/adapter.safetensors", tmp_path / "a/adapter.json", state, config)
+    scorer = Predictor(tmp_path / "a", base_dir=base)
+    text = " ".join(POSITIVE + NEGATIVE)  # 16 tokens: 2 of the head and 6 of the tail kept
+    probs, truncated = scorer.probabilities([text, "good film"])
+    split, _ = tokenize(scorer.tokenizer, [text, "good film"], [0, 0], 10, truncation="head+tail")
+    assert split.ids[:10].tolist() == [2, 5, 6, 15, 16, 17, 18, 19, 20, 3]
+    model, _ = load_trained(tmp_path / "a", base)
+    with torch.no_grad():
+        expected = torch.softmax(model.eval()(torch.tensor([split.ids[:10].tolist()])).logits, -1)
+    assert truncated == 1
+    torch.testing.assert_close(torch.from_numpy(probs[:1]).float(), expected, rtol=1e-5, atol=1e-6)
+    head, _ = tokenize(scorer.tokenizer, [text], [0], 10)
+    with torch.no_grad():
+        cut_head = torch.softmax(model(torch.tensor([head.ids.tolist()])).logits, -1)
+    assert not torch.allclose(cut_head, expected)  # the cut matters: the check has teeth

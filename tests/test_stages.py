@@ -184,3 +184,38 @@ def test_prepare_counts_test_rows_also_in_train_and_dedupe_drops_exactly_them(
     assert summary["also_in_train"] == {"val": 0, "test": 5}
     deduped = read_examples(tiny_project / "data/prepared/test.jsonl", ("negative", "positive"))
     assert deduped == kept.subset(range(35))  # the five repeats were its last rows
+
+
+def test_tokenize_head_tail_records_it_in_task_json_and_refuses_pairs(
+    built_project, tmp_path, monkeypatch, capsys
+):
+    from lora_core.pretrained import load_tokenizer
+    from lora_core.tokens import head_tail, read_task
+    from tests.conftest import work_copy
+
+    project = work_copy(built_project, tmp_path, monkeypatch)
+    assert "truncation" not in json.loads((project / "data/tokenized/task.json").read_text())
+    set_params(project, {"model": {"max_length": 6, "truncation": "head+tail"}})
+    assert tokenize.main([]) == 0
+    assert read_task(project / "data/tokenized").truncation == "head+tail"
+    texts = read_examples(project / "data/prepared/train.jsonl", ("negative", "positive")).texts
+    split = load_tokenized(project / "data/tokenized", "train")
+    name = "sentence-transformers/all-MiniLM-L6-v2"
+    tokenizer = load_tokenizer(name, project / "models/base")
+    long = [i for i, t in enumerate(texts) if len(tokenizer(t)["input_ids"]) > 6]
+    assert long  # some rows are cut: the check has teeth
+    for i in long[:5]:
+        content = tokenizer(texts[i], add_special_tokens=False)["input_ids"]
+        ids = split.ids[split.offsets[i] : split.offsets[i + 1]].tolist()
+        assert ids == [2, *head_tail(content, 4), 3]  # one head token, three tail tokens
+    summary = project / "data/prepared/summary.json"
+    raw = json.loads(summary.read_text())
+    summary.write_text(json.dumps({**raw, "text_columns": ["sentence", "other"]}))
+    before = snapshot(project)
+    capsys.readouterr()
+    assert tokenize.main([]) == 2
+    assert capsys.readouterr().err == (
+        "error: params.yaml: model.truncation = head+tail is not allowed for sentence pairs: "
+        "use head (a pair cuts its longer text first)\n"
+    )
+    assert snapshot(project) == before

@@ -8,6 +8,8 @@ from lora_core.data import DataError
 from lora_core.pretrained import load_tokenizer
 from lora_core.tokens import (
     TASK,
+    chunks,
+    head_tail,
     length_summary,
     load_tokenized,
     read_task,
@@ -106,3 +108,69 @@ def test_first_keeps_the_first_rows_with_their_segment_ids(tokenizer):
     assert split.first(10).ids.tolist() == split.ids.tolist() and len(split.first(10)) == 3
     single, _ = tokenize(tokenizer, texts, [1, 0, 1], max_length=8)
     assert single.first(1).type_ids is None and len(single.first(1)) == 1
+
+
+# POSITIVE + NEGATIVE: 16 words whose ids are 5 to 20 in the tiny vocabulary ([CLS] 2, [SEP] 3)
+WORDS = [*range(5, 21)]
+
+
+@pytest.mark.parametrize(
+    "words, max_length, kept",
+    [
+        (6, 8, [5, 6, 7, 8, 9, 10]),  # fits: unchanged
+        (7, 8, [5, 7, 8, 9, 10, 11]),  # one over: budget 6, head 1, tail 5
+        (16, 10, [5, 6, 15, 16, 17, 18, 19, 20]),  # far over: budget 8, head 2, tail 6
+        (16, 9, [5, 15, 16, 17, 18, 19, 20]),  # odd budget 7: head 1, tail 6
+        (16, 3, [20]),  # budget 1: no head, the last token
+    ],
+)
+def test_head_tail_keeps_a_quarter_head_and_the_rest_tail(tokenizer, words, max_length, kept):
+    from tests.tiny import NEGATIVE, POSITIVE
+
+    text = " ".join((POSITIVE + NEGATIVE)[:words])
+    assert tokenizer(text, add_special_tokens=False)["input_ids"] == WORDS[:words]
+    split, full = tokenize(tokenizer, [text, "good"], [1, 1], max_length, truncation="head+tail")
+    assert split.ids.tolist() == [2, *kept, 3, 2, 5, 3]
+    assert full.tolist() == [words + 2, 3]
+    head, _ = tokenize(tokenizer, [text], [1], max_length)
+    assert head.ids.tolist() == [2, *WORDS[: min(words, max_length - 2)], 3]
+    differs = head.ids.tolist() != split.ids[: len(head.ids)].tolist()
+    assert differs == (words + 2 > max_length > 2)  # cut, with room for some text
+
+
+def test_head_tail_is_the_identity_within_the_budget():
+    assert head_tail([1, 2, 3], 3) == [1, 2, 3]
+    assert head_tail([1, 2, 3, 4, 5], 4) == [1, 3, 4, 5]
+    assert head_tail([1, 2, 3], 0) == []
+
+
+def test_head_tail_refuses_pairs(tokenizer):
+    with pytest.raises(DataError, match=r"^truncation head\+tail is for single texts: pairs"):
+        tokenize(tokenizer, ["good"], [1], 8, pairs=["bad"], truncation="head+tail")
+
+
+def test_read_task_reads_the_truncation_and_head_without_it(tmp_path):
+    (tmp_path / TASK).write_text('{"labels": ["a", "b"], "text_columns": ["x"]}')
+    assert read_task(tmp_path).truncation == "head"
+    raw = '{"labels": ["a", "b"], "text_columns": ["x"], "truncation": "%s"}'
+    (tmp_path / TASK).write_text(raw % "head+tail")
+    assert read_task(tmp_path).truncation == "head+tail"
+    (tmp_path / TASK).write_text(raw % "middle")
+    with pytest.raises(DataError, match=r"task.json is damaged: run `dvc repro --force tokenize`"):
+        read_task(tmp_path)
+
+
+def test_chunks_cut_by_rows_and_by_characters(tokenizer, monkeypatch):
+    from lora_core import tokens
+
+    monkeypatch.setattr(tokens, "CHUNK", 3)
+    monkeypatch.setattr(tokens, "CHUNK_CHARS", 10)
+    texts = ["ab", "cd", "ef", "gh", "x" * 12, "ij", "klmnopqr", "s"]
+    assert [(c.start, c.stop) for c in chunks(texts)] == [(0, 3), (3, 5), (5, 7), (7, 8)]
+    assert [(c.start, c.stop) for c in chunks(texts[:2], ["x" * 9, "y"])] == [(0, 1), (1, 2)]
+    assert list(chunks([])) == []
+    cut, _ = tokenize(tokenizer, ["good film"] * 4 + ["a dull plot"] * 3, [1] * 7, 8)
+    monkeypatch.setattr(tokens, "CHUNK", 4096)
+    whole, _ = tokenize(tokenizer, ["good film"] * 4 + ["a dull plot"] * 3, [1] * 7, 8)
+    assert cut.ids.tolist() == whole.ids.tolist()
+    assert cut.offsets.tolist() == whole.offsets.tolist()

@@ -34,11 +34,13 @@ PIPELINE_DIRS = ("data", "models", "metrics", ".dvc", ".git")
 
 def export_marker(option: str, config: AdapterConfig) -> dict:
     """The marker an export writes: who made the folder, and what PEFT's files cannot say
-    (class names, text columns, max_length), which ``read_peft`` reads back."""
+    (class names, text columns, max_length, a truncation other than head), which
+    ``read_peft`` reads back."""
     return {
         "made_by": f"lora-sst2 export {option}",
         "base_model": config.base_model,
         "max_length": config.max_length,
+        **({} if config.truncation == "head" else {"truncation": config.truncation}),
         "id2label": {str(i): name for i, name in enumerate(config.labels)},
         "text_columns": list(config.text_columns),
     }
