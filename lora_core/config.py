@@ -250,7 +250,10 @@ TUNE_SPACE = {
     "lora.dropout": {"linear": [0.0, 0.3]},
     "train.train_pooler": {"choices": [False, True]},
 }
-TUNE_LONG_TEXTS = {"model.max_length": {"choices": [128, 256]}}  # joins past 5% of texts cut
+TUNE_LONG_TEXTS = {  # joins the space past 5% of texts cut
+    "model.max_length": {"choices": [128, 256]},
+    "model.truncation": {"choices": ["head", "head+tail"]},
+}
 OBJECTIVES = ("auto", "val.accuracy", "val.macro_f1")  # auto: macro-F1 past two classes
 
 

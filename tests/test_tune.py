@@ -103,7 +103,7 @@ def test_the_shipped_space_parses_and_holds_the_defaults():
     dims = parse_space(params, True)
     assert [d.key for d in dims] == [
         "train.lr", "train.model_dropout", "lora.r", "lora.dropout", "train.train_pooler",
-        "model.max_length",
+        "model.max_length", "model.truncation",
     ]  # fmt: skip
     assert all(d.contains(current(params, d.key)) for d in dims)
 
