@@ -16,7 +16,7 @@ from typing import Any
 import optuna
 
 from lora_core.config import Params, TuneConfig
-from lora_core.errors import ConfigError
+from lora_core.errors import ConfigError, is_number, shown
 
 KINDS = ("log", "linear", "choices")
 
@@ -43,8 +43,7 @@ class Dimension:
         """Whether ``value`` is a value this dimension can give (trial 0's defaults)."""
         if self.kind == "choices":
             return any(type(value) is type(c) and value == c for c in self.values)
-        number = isinstance(value, int | float) and not isinstance(value, bool)
-        return number and self.values[0] <= value <= self.values[1]
+        return is_number(value) and self.values[0] <= value <= self.values[1]
 
 
 def _field_hint(key: str) -> Any:
@@ -68,26 +67,22 @@ def _check_value(params: Params, key: str, value: Any) -> None:
         Params.from_dict(raw, source="")
     except ConfigError as err:
         why = str(err).removeprefix(": ")
-        raise ConfigError(f"{value!r} is refused: {why}") from None
+        raise ConfigError(f"{shown(value)} is refused: {why}") from None
 
 
 def _range(kind: str, values: Any, hint: Any) -> tuple[tuple, bool]:
     """(low, high) and whether they are integers, or a ConfigError saying what is needed."""
-    numbers = (
-        isinstance(values, list)
-        and len(values) == 2
-        and all(isinstance(v, int | float) and not isinstance(v, bool) for v in values)
-    )
+    numbers = isinstance(values, list) and len(values) == 2 and all(map(is_number, values))
     if not numbers:
-        raise ConfigError(f"a {kind} range is [low, high], two numbers, got {values!r}")
+        raise ConfigError(f"a {kind} range is [low, high], two numbers, got {shown(values)}")
     low, high = values
     if kind == "log" and not 0 < low < high:
-        raise ConfigError(f"a log range needs 0 < low < high, got {values!r}")
+        raise ConfigError(f"a log range needs 0 < low < high, got {shown(values)}")
     if not low < high:
-        raise ConfigError(f"a linear range needs low < high, got {values!r}")
+        raise ConfigError(f"a linear range needs low < high, got {shown(values)}")
     integer = int in (hint, *typing.get_args(hint)) and float not in (hint, *typing.get_args(hint))
     if integer and not all(type(v) is int for v in values):
-        raise ConfigError(f"the param is an integer: its range needs integers, got {values!r}")
+        raise ConfigError(f"the param is an integer: its range needs integers, got {shown(values)}")
     if not integer and float not in (hint, *typing.get_args(hint)):
         raise ConfigError("the param is not a number: give it choices")
     return (low, high), integer
@@ -98,11 +93,11 @@ def dimension(params: Params, key: str, spec: Any) -> Dimension:
     hint = _field_hint(key)
     if not isinstance(spec, dict) or len(spec) != 1 or next(iter(spec)) not in KINDS:
         kinds = "{log: [low, high]}, {linear: [low, high]} or {choices: [...]}"
-        raise ConfigError(f"must be {kinds}, got {spec!r}")
+        raise ConfigError(f"must be {kinds}, got {shown(spec)}")
     ((kind, values),) = spec.items()
     if kind == "choices":
         if not isinstance(values, list) or not values:
-            raise ConfigError(f"choices must be a non-empty list, got {values!r}")
+            raise ConfigError(f"choices must be a non-empty list, got {shown(values)}")
         for value in values:
             _check_value(params, key, value)
         return Dimension(key, kind, tuple(values))

@@ -8,7 +8,7 @@ import shutil
 from pathlib import Path
 
 from lora_core.config import load_params
-from lora_core.errors import LoraSst2Error, errors_from
+from lora_core.errors import LoraSst2Error, errors_from, shown
 from lora_core.files import find_project_root
 from lora_core.tune import Search, choose, defaults_trial, fail_leftovers, table, winner
 from lora_core.tune_space import current, parse_space
@@ -38,7 +38,7 @@ def baseline_folder(root: Path, study: str) -> Path:
     call: every trial is that plus its overrides, even after a kill left the workspace changed.
     A params.yaml or tune space that does not validate is never saved as a baseline."""
     if not study or any(c in study for c in "/\\") or study.startswith("."):
-        raise LoraSst2Error(f"--study {study!r} is not allowed: use a plain name")
+        raise LoraSst2Error(f"--study {shown(study)} is not allowed: use a plain name")
     folder = root / STUDIES / study
     if not (folder / "params.yaml").exists():
         with errors_from("params.yaml"):
