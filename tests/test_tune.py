@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -254,22 +255,53 @@ def test_override_is_what_dvc_reads():
     ]  # fmt: skip
 
 
-def test_a_pruned_trial_is_stopped_with_its_whole_process_group(tmp_path, capfd):
-    live = tmp_path / "metrics/live/plots/metrics/val"
-    script = (
-        "import pathlib, subprocess, sys, time; "
-        f"p = pathlib.Path({str(live)!r}); p.mkdir(parents=True); "
-        "(p / 'accuracy.tsv').write_text('step\\taccuracy\\n3\\t0.25\\n'); "
-        "subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)']); time.sleep(60)"
-    )
-    proc = subprocess.Popen([sys.executable, "-c", script], start_new_session=True)
-    start = time.monotonic()
-    seen = []
-    first = ExpRunner(tmp_path, tmp_path)._watch(proc, lambda v: seen.append(v) or True)
-    assert (first, seen) == (0.25, [0.25]) and time.monotonic() - start < 20
-    assert proc.returncode is not None
+class ScriptRunner(ExpRunner):
+    """The real runner over a stand-in for `dvc exp run`: a Python script that writes the
+    first epoch's val accuracy where DVCLive would, then runs on (a grandchild as the stage)."""
+
+    def __init__(self, root: Path, script: str, prelude: str = "") -> None:
+        super().__init__(root, root / "tune")
+        self.script, self.prelude = script, prelude
+        self.baseline.mkdir()
+        (self.baseline / "params.yaml").write_text("{}\n")
+
+    def command(self, name, overrides):
+        live = self.metrics / "live/plots/metrics/val"
+        first = self.prelude + (
+            "import pathlib, subprocess, sys, time; "
+            f"p = pathlib.Path({str(live)!r}); p.mkdir(parents=True, exist_ok=True); "
+            "(p / 'accuracy.tsv').write_text('step\\taccuracy\\n3\\t0.25\\n'); "
+        )
+        return [sys.executable, "-c", first + self.script]
+
+    def read(self):
+        return Outcome(COMPLETE, why="read")
+
+
+@pytest.fixture
+def sigint_ignored():
+    """SIGINT ignored, as a tune started with `nohup ... &` or by a CI step has it."""
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
+def test_a_pruned_trial_is_stopped_with_its_whole_process_group(tmp_path, sigint_ignored):
+    grandchild = "subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)']); "
+    runner = ScriptRunner(tmp_path, grandchild + "time.sleep(60)")
+    start, seen = time.monotonic(), []
+    outcome = runner("t", {}, lambda v: seen.append(v) or True)
+    assert (outcome.state, outcome.first_epoch, seen) == (PRUNED, 0.25, [0.25])
+    assert time.monotonic() - start < 20  # SIGINT stopped it, not SIGKILL after 60 s
+    log = (tmp_path / "tune/t.log").read_text()
     time.sleep(0.5)  # the grandchild's traceback: SIGINT reached the whole group
-    assert capfd.readouterr().err.count("KeyboardInterrupt") == 2
+    assert (tmp_path / "tune/t.log").read_text().count("KeyboardInterrupt") == 2, log
+
+
+def test_a_trial_that_ends_well_in_spite_of_the_stop_counts_as_complete(tmp_path):
+    ignores = "import signal; signal.signal(signal.SIGINT, signal.SIG_IGN); "
+    outcome = ScriptRunner(tmp_path, "time.sleep(1.5)", ignores)("t", {}, lambda v: True)
+    assert (outcome.state, outcome.why) == (COMPLETE, "read")
 
 
 def test_tune_end_to_end_with_dvc_experiments(committed, tmp_path, monkeypatch, capsys):

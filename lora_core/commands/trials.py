@@ -10,6 +10,7 @@ baseline plus its overrides, whatever a killed trial left behind.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -53,6 +54,18 @@ def _alive(pid: int) -> bool:
     except OSError:
         return False
     return stat.rpartition(")")[2].split()[0] != "Z"
+
+
+def launch(cmd: list[str], cwd: Path, out) -> subprocess.Popen:
+    """Start a trial's command in a session of its own (a prune stops all of it), with
+    SIGINT's default action back. A tune started in the background (`nohup lora-sst2 tune &`,
+    a CI step, a batch job) inherits SIGINT ignored, and a Python program that starts with
+    it ignored never raises KeyboardInterrupt: DVC and the stage would run on to the end."""
+    env = {"DVC_NO_ANALYTICS": "1", **os.environ}
+    return subprocess.Popen(
+        cmd, cwd=cwd, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True,
+        preexec_fn=functools.partial(signal.signal, signal.SIGINT, signal.SIG_DFL),
+    )  # fmt: skip
 
 
 def stop(proc: subprocess.Popen) -> None:
@@ -102,21 +115,20 @@ class ExpRunner:
         (self.root / "params.yaml").write_bytes(text)
         (histories(self.metrics / LIVE) / "val/accuracy.tsv").unlink(missing_ok=True)
 
+    def command(self, name: str, overrides: dict) -> list[str]:
+        sets = [a for k, v in overrides.items() for a in ("-S", override(k, v))]
+        return [sys.executable, "-m", "dvc", "exp", "run", "-n", name, *sets]
+
     def __call__(self, name: str, overrides: dict, prune: Callable[[float], bool]) -> Outcome:
         self.reset()
-        sets = [a for k, v in overrides.items() for a in ("-S", override(k, v))]
-        cmd = [sys.executable, "-m", "dvc", "exp", "run", "-n", name, *sets]
         log = self.baseline / f"{name}.log"
         with open(log, "w", encoding="utf-8") as out:
-            env = {"DVC_NO_ANALYTICS": "1", **os.environ}
-            proc = subprocess.Popen(
-                cmd, cwd=self.root, stdout=out, stderr=subprocess.STDOUT, env=env,
-                start_new_session=True,  # its own process group: a prune stops all of it
-            )  # fmt: skip
+            proc = launch(self.command(name, overrides), self.root, out)
             (self.baseline / RUNNING).write_text(str(proc.pid))
             stopped_at = self._watch(proc, prune)
             (self.baseline / RUNNING).unlink()
-        if stopped_at is not None:
+        # A trial that ended well in spite of the stop (it was finishing) counts as complete.
+        if stopped_at is not None and proc.returncode != 0:
             self.reset()
             why = f"first-epoch val accuracy {stopped_at:.4f} below the median"
             return Outcome(PRUNED, why, first_epoch=stopped_at)
