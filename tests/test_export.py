@@ -12,9 +12,12 @@ from safetensors.torch import load_file
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from lora_core.adapter import load_trained
+from lora_core.adapter_config import AdapterConfig
 from lora_core.commands import cli, export
+from lora_core.config import Params
 from lora_core.peft import EXPORT_MARKER
 from lora_core.pretrained import quiet_transformers
+from lora_core.tokens import Task
 from tests.conftest import snapshot, work_copy
 from tests.test_infer import (
     BASE,
@@ -359,3 +362,18 @@ def test_a_peft_folder_without_names_reads_as_transformers_names_them(project, c
     (out / EXPORT_MARKER).unlink()  # PEFT's two files alone, as PEFT itself saves them
     generic = (("LABEL_0", "LABEL_1", "LABEL_2"), ("sentence",), 128)
     assert _task(load_trained(out, base_dir)[1]) == generic
+
+
+def test_an_export_of_a_head_tail_adapter_says_a_tokenizer_cuts_the_head_only():
+    def note(truncation: str) -> str:
+        task = Task(("negative", "positive"), ("sentence",), truncation)
+        return export.cut_note(
+            export.export_marker("--merged", AdapterConfig.from_params(Params(), task))
+        )
+
+    assert note("head") == ""
+    assert note("head+tail") == (
+        "note: this adapter read long texts head+tail (model.truncation); a Hugging Face "
+        "tokenizer keeps the first 128 tokens, so past that length its scores differ from "
+        "predict's: cut such texts the same way first"
+    )

@@ -8,6 +8,7 @@ import argparse
 import json
 import os
 import shutil
+import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -198,14 +199,29 @@ def export_peft(
     return Path(out)
 
 
+def cut_note(marker: dict) -> str:
+    """A line for an export whose adapter read long texts otherwise than from the head: a
+    Hugging Face tokenizer or pipeline keeps only the first max_length tokens."""
+    if marker.get("truncation", "head") == "head":
+        return ""
+    return (
+        f"note: this adapter read long texts {marker['truncation']} (model.truncation); a "
+        f"Hugging Face tokenizer keeps the first {marker['max_length']} tokens, so past "
+        "that length its scores differ from predict's: cut such texts the same way first"
+    )
+
+
 def run_export(args: argparse.Namespace) -> int:
     where = {"base_dir": args.base_dir, "project": args.project_root}
     if args.peft is not None:
         out = export_peft(args.adapter, args.peft, args.force, **where)
         print(f"PEFT adapter written to {out}/ (load it with PeftModel.from_pretrained)")
-        return 0
-    out = export_merged(args.adapter, args.merged, args.force, **where)
-    print(f"merged model written to {out}/ (load it with AutoModelForSequenceClassification)")
+    else:
+        out = export_merged(args.adapter, args.merged, args.force, **where)
+        print(f"merged model written to {out}/ (load it with AutoModelForSequenceClassification)")
+    note = cut_note(json.loads((out / EXPORT_MARKER).read_text(encoding="utf-8")))
+    if note:
+        print(note, file=sys.stderr)
     return 0
 
 
