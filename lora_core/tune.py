@@ -204,9 +204,11 @@ class Search:
         if value is None:
             return f"{head}: {outcome.state}, {outcome.why}, {took:.1f} min"
         low, high = self.study.trials[number].user_attrs["interval"]
-        left = statistics.mean(minutes) * (trials - done)
         val = f"{self.study.user_attrs['objective']} {value:.4f} [{low:.4f}, {high:.4f}]"
-        return f"{head}: {val}, {took:.1f} min; about {left:.0f} min left"
+        if done >= trials:
+            return f"{head}: {val}, {took:.1f} min; the study is done"
+        left = statistics.mean(minutes) * (trials - done)  # pruned and failed ones included
+        return f"{head}: {val}, {took:.1f} min; about {max(left, 1):.0f} min left"
 
 
 def defaults_trial(study: optuna.Study) -> optuna.trial.FrozenTrial | None:

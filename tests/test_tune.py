@@ -146,6 +146,19 @@ def make_study(storage=None, name="s", space=SPACE, prune=True) -> Search:
     return Search(study, dims, dims, defaults, "auto", 1000, prune, log=lambda line: None)
 
 
+def test_a_progress_line_per_trial_with_the_time_left_after_each():
+    lines, ticks = [], iter(range(0, 1000, 30))  # each trial takes 30 s on this clock
+    state = make_study(space={"lora.r": {"choices": [4, 8]}}, prune=False)
+    state.log, state.clock = lines.append, lambda: next(ticks)
+    state.run(3, FakeRunner(lambda o: (0.5, right(20 + o.get("lora.r", 4)))))
+    assert [line.rsplit(", ", 1)[1] for line in lines] == [
+        "0.5 min; about 1 min left",  # 1 min for the 2 left, not "about 0"
+        "0.5 min; about 1 min left",
+        "0.5 min; the study is done",
+    ]
+    assert lines[0].startswith("trial 0 (1/3 complete; defaults): val.accuracy 0.6000 [")
+
+
 def test_trial_0_is_params_yaml_as_it_stands_and_the_rest_are_sampled():
     state = make_study()
     runner = FakeRunner(lambda o: (0.6, right(24)))
