@@ -6,6 +6,7 @@ import hashlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 from pathlib import Path
 
@@ -20,6 +21,11 @@ from tests.tiny import write_tiny_glue, write_tiny_model
 os.environ.update(
     DVC_NO_ANALYTICS="1", HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", TRANSFORMERS_OFFLINE="1"
 )
+
+# Ctrl-C's SIGINT as a terminal gives it, however pytest was started: `nohup`, a CI step or a
+# batch shell starts it with SIGINT ignored, every child inherits that, and the tests that
+# interrupt a child (a training stage, a pruned or orphaned trial) would wait in vain.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 
 ROOT = Path(__file__).resolve().parents[1]
 PROJECT_FILES = ("dvc.yaml", ".gitignore", ".dvcignore", "stages", "lora_core")
