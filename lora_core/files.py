@@ -24,6 +24,8 @@ from lora_core.errors import LoraSst2Error
 
 PROJECT_FILE = "dvc.yaml"  # what marks the project root, as DVC finds its repo
 PROJECT_MARKERS = (".git", ".dvc", PROJECT_FILE)  # any of them: a folder no output replaces
+# Marks a folder as our export, ours to replace, and says what PEFT's files cannot.
+EXPORT_MARKER = "lora-sst2-export.json"
 
 
 def find_project_root(start: Path, markers: tuple[str, ...] = (PROJECT_FILE,)) -> Path | None:

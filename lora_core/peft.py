@@ -18,14 +18,12 @@ from torch import nn
 from lora_core.adapter_config import PEFT_CONFIG, PEFT_WEIGHTS, AdapterConfig
 from lora_core.config import MAX_RANK, LoraConfig, ModelConfig, target_regex_problem
 from lora_core.errors import ConfigError, LoraSst2Error, errors_from, is_int, shown, type_ok
-from lora_core.files import json_text
+from lora_core.files import EXPORT_MARKER, json_text
 from lora_core.inject import _matches as target_matches
 from lora_core.layer import LoRALinear
 from lora_core.pretrained import LABELS
 from lora_core.readers import load_tensors, read_json
 
-# Marks a folder as our export, ours to replace, and says what PEFT's files cannot.
-EXPORT_MARKER = "lora-sst2-export.json"
 PREFIX = "base_model.model."  # PeftModel -> LoraModel -> the transformers model
 LORA_LEAVES = ("lora_A", "lora_B")
 CLASSIFIER = ["classifier", "score"]  # what PEFT adds to modules_to_save for SEQ_CLS

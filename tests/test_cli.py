@@ -39,6 +39,17 @@ def test_version_prints_the_package_version(capsys):
     assert capsys.readouterr().out == f"lora-sst2 {version}\n"
 
 
+def test_the_parser_imports_neither_torch_nor_transformers():
+    """`lora-sst2 --help`, check-fresh, gate and compare need no model: the model commands
+    import torch when they run (it took 1.0 s of --help's 1.5 s)."""
+    code = (
+        "import sys; from lora_core.commands import cli; cli.build_parser(); "
+        "print(sorted({'torch', 'transformers', 'sklearn'} & set(sys.modules)))"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert proc.stdout == "[]\n"
+
+
 def _subcommand(name: str) -> argparse.ArgumentParser:
     subparsers = next(
         a for a in cli.build_parser()._actions if isinstance(a, argparse._SubParsersAction)

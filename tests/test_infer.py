@@ -14,11 +14,12 @@ from transformers import AutoTokenizer
 from lora_core.adapter import load_trained, write_adapter
 from lora_core.adapter_config import AdapterConfig
 from lora_core.commands import cli
-from lora_core.commands.predict import Predictor, json_line, plain_line, prediction
+from lora_core.commands.predict import json_line, plain_line
 from lora_core.config import LoraConfig, ModelConfig
 from lora_core.errors import LoraSst2Error
 from lora_core.inject import lora_state_dict
 from lora_core.model import build_classifier
+from lora_core.predictor import Predictor, prediction
 from tests.conftest import set_params, work_copy
 
 BASE = "sentence-transformers/all-MiniLM-L6-v2"

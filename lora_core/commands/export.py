@@ -14,20 +14,17 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from lora_core.adapter import load_trained
 from lora_core.adapter_config import AdapterConfig
 from lora_core.commands.dvcrun import run
 from lora_core.errors import LoraSst2Error
 from lora_core.files import (
+    EXPORT_MARKER,
     PROJECT_MARKERS,
     atomic_dir,
     check_replaceable,
     find_project_root,
     json_text,
 )
-from lora_core.inference import load_for_inference
-from lora_core.inject import lora_state_dict, unload_lora
-from lora_core.peft import EXPORT_MARKER, module_kinds, to_peft, write_peft
 from lora_core.pretrained import BASE_DIR, load_tokenizer, quiet_transformers
 
 PIPELINE_DIRS = ("data", "models", "metrics", ".dvc", ".git")
@@ -164,6 +161,9 @@ def export_merged(
     """A plain Hugging Face folder: merged weights, config with the adapter's class names
     (id2label), and the tokenizer, which truncates at the adapter's max_length as predict
     does."""
+    from lora_core.inference import load_for_inference  # torch: not for `lora-sst2 --help`
+    from lora_core.inject import unload_lora
+
     check_export_target(out, adapter_dir, force, project=project)
     inference = load_for_inference(adapter_dir, base_dir=base_dir)
     unload_lora(inference.model)  # merged already: plain nn.Linear layers, stock BERT
@@ -187,6 +187,10 @@ def export_peft(
     """PEFT's adapter folder: ``PeftModel.from_pretrained(base, out)`` gives our logits, with
     ``base`` loaded with ``num_labels`` as the marker's id2label; the marker names the classes
     and text columns, which PEFT's files do not hold."""
+    from lora_core.adapter import load_trained  # torch: not for `lora-sst2 --help`
+    from lora_core.inject import lora_state_dict
+    from lora_core.peft import module_kinds, to_peft, write_peft
+
     check_export_target(out, adapter_dir, force, "--peft", project)
     model, config = load_trained(adapter_dir, base_dir)
     try:

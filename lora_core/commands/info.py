@@ -6,9 +6,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from lora_core.adapter import load_trained, weights_file
 from lora_core.errors import damaged
-from lora_core.inject import count_parameters
 from lora_core.pretrained import BASE_DIR
 from lora_core.readers import read_json
 
@@ -18,6 +16,9 @@ def adapter_info(
 ) -> dict:
     """The adapter's config and sizes, plus every score in ``metrics_dir/eval.json``
     (none when ``metrics_dir`` is None)."""
+    from lora_core.adapter import load_trained, weights_file  # torch: not for `--help`
+    from lora_core.inject import count_parameters
+
     model, config = load_trained(adapter_dir, base_dir)
     trainable, total = count_parameters(model)
     described = config.to_json()

@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 
 from lora_core.errors import LoraSst2Error
-from lora_core.predictor import Predictor, prediction  # noqa: F401 (re-exported, as before)
 from lora_core.readers import decode_utf8
 from lora_core.tables import FORMATS, read_columns
 
@@ -124,6 +123,8 @@ def params_file(args: argparse.Namespace) -> str | None:
 
 def run_predict(args: argparse.Namespace) -> int:
     texts, file = input_source(args.texts, args.file)  # before the model loads, which is slow
+    from lora_core.predictor import Predictor  # torch: not for `lora-sst2 --help`
+
     predictor = Predictor(args.adapter, params_file(args), args.base_dir)
     rows, truncated = predictor.predictions(*read_inputs(texts, file, predictor.text_columns))
     if truncated:
