@@ -86,10 +86,8 @@ class AdapterConfig(Section):
         self.follow("mode", MODE)
         self.follow("labels", CLASS_NAMES)
         self.follow("text_columns", TEXT_COLUMNS)
-        for key in ("base_model", "labels", "text_columns"):  # printed by predict and info
-            value = getattr(self, key)
-            names = (value,) if isinstance(value, str) else value
-            ok = not any(has_control(name) for name in names)
+        for key in ("labels", "text_columns"):  # printed by predict and info
+            ok = not any(has_control(name) for name in getattr(self, key))
             self.require(key, ok, CONTROL)
         ok = self.truncation in TRUNCATIONS
         self.require("truncation", ok, f"use {' or '.join(TRUNCATIONS)}")

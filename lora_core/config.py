@@ -10,7 +10,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lora_core.errors import ConfigError, check_keys, describe_type, errors_from, fail, type_ok
+from lora_core.errors import (
+    ConfigError,
+    check_keys,
+    describe_type,
+    errors_from,
+    fail,
+    has_control,
+    type_ok,
+)
 from lora_core.readers import load_yaml
 
 # Upper bounds, so that a typo (batch_size: 1000000000) is refused at once instead of
@@ -282,7 +290,10 @@ DEVICES = ("auto", "cpu", "cuda")
 TRUNCATIONS = ("head", "head+tail")  # model.truncation: what a long single text keeps
 ATTENTIONS = ("auto", "eager", "sdpa")  # model.attention: transformers' attn_implementation
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
-MODEL_NAME = Rule(lambda name: bool(name.strip()), "must be a hub id or a folder name")
+MODEL_NAME = Rule(
+    lambda name: bool(name.strip()) and not has_control(name),
+    "must be a hub id or a folder name, with no control characters",
+)
 LENGTH = Rule(lambda n: 2 <= n <= MAX_LENGTH, f"must be an integer from 2 to {MAX_LENGTH}")
 MODE = Rule(lambda mode: mode in MODES, f"use {', '.join(MODES)}")
 CLASS_NAMES = Rule(

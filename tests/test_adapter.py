@@ -152,7 +152,10 @@ def _with(**changes):
         (_with(base_model="  "), "base_model = '  ' is not allowed: must be a hub id or a"),
         (_with(labels=["a", "\x1b]0;x\x07b"]), "labels = ('a', '\\x1b]0;x\\x07b') is not " + NO_CC),
         (_with(text_columns=["a\nb"]), "text_columns = ('a\\nb',) is not allowed: a name holds no"),
-        (_with(base_model="m\x1b[2J"), "base_model = 'm\\x1b[2J' is not allowed: a name holds no"),
+        (
+            _with(base_model="m\x1b[2J"),
+            "base_model = 'm\\x1b[2J' is not allowed: must be a hub id or a folder name, with",
+        ),
         (_with(truncation="tail"), "truncation = 'tail' is not allowed: use head or head+tail"),
         (
             _with(truncation="head+tail", text_columns=["a", "b"]),

@@ -112,6 +112,8 @@ def test_config_model_dropout_is_null_or_a_float(value, expected):
         ("train", "processes", 0, "train.processes = 0 is not allowed: must be an integer from 1"),
         ("train", "processes", 257, "train.processes = 257 is not allowed: must be an integer f"),
         ("train", "processes", 1.5, "train.processes = 1.5 is not allowed: must be an integer"),
+        ("model", "name", "bert\nbase", "model.name = 'bert\\nbase' is not allowed: must be a hub"),
+        ("model", "name", " ", "model.name = ' ' is not allowed: must be a hub id or a folder"),
         ("model", "attention", "flash", "model.attention = 'flash' is not allowed: use auto, eage"),
         ("model", "truncation", "tail", "model.truncation = 'tail' is not allowed: use head or h"),
         ("train", "mode", "peft", "train.mode = 'peft' is not allowed: use lora, head, full"),

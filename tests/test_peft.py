@@ -312,7 +312,7 @@ GOOD = {
         ({"base_model_name_or_path": None}, "base_model_name_or_path = None is not allowed: an"),
         (
             {"base_model_name_or_path": "m\x1b[2J"},
-            "base_model = 'm\\x1b[2J' is not allowed: a name",
+            "base_model = 'm\\x1b[2J' is not allowed: must be a hub id or a folder name, with no",
         ),
         ({"use_dora": True}, "use_dora = True is not allowed: this version reads plain LoRA only"),
         ({"rank_pattern": {"query": 8}}, "rank_pattern = {'query': 8} is not allowed: this ver"),
