@@ -75,13 +75,20 @@ def read_json(path: str | Path) -> Any:
         raise LoraSst2Error(f"{path} is not valid JSON (line {err.lineno}): {err.msg}") from None
 
 
-def read_classes(path: Path, stage: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """(class names, text columns) from the JSON file ``stage`` wrote beside its outputs:
-    prepare's ``summary.json``, tokenize's ``task.json``. Missing or damaged is one line
-    naming the stage to run again."""
+def read_written(path: Path, stage: str) -> dict:
+    """The JSON file ``stage`` wrote beside its outputs (prepare's ``summary.json``,
+    tokenize's ``task.json``); missing is one line naming the stage to run."""
     if not path.is_file():
         raise DataError(f"{path} not found: run `dvc repro {stage}` first")
-    raw = read_json(path)
+    return read_json(path)
+
+
+def read_classes(
+    path: Path, stage: str, raw: dict | None = None
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(class names, text columns) from the JSON file ``stage`` wrote (``raw``: that file,
+    read already). Missing or damaged is one line naming the stage to run again."""
+    raw = read_written(path, stage) if raw is None else raw
     try:
         names, columns = tuple(raw["labels"]), tuple(raw["text_columns"])
     except (KeyError, TypeError):

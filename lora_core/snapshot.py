@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from lora_core.distributed import World
+from lora_core.errors import is_int, is_number
 from lora_core.inject import trainable_parameters
 
 
@@ -132,17 +133,13 @@ def capture(step, result, done: int, world: World, window: list[torch.Tensor]) -
 
 
 def _count(value) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
-
-
-def _number(value) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
+    return is_int(value) and value >= 0
 
 
 def _rng_ok(rng) -> bool:
     numpy, python = rng.get("numpy"), rng.get("python")
     numpy_ok = isinstance(numpy, list) and len(numpy) == 4 and numpy[0] == "MT19937"
-    numpy_ok = numpy_ok and all(_count(v) for v in numpy[1:3]) and _number(numpy[3])
+    numpy_ok = numpy_ok and all(_count(v) for v in numpy[1:3]) and is_number(numpy[3])
     python_ok = isinstance(python, list) and len(python) == 3 and _count(python[0])
     internal = python[1] if python_ok else None
     python_ok = python_ok and isinstance(internal, list) and len(internal) == 625
@@ -155,7 +152,7 @@ def _result_ok(result) -> bool:
     return (
         all(isinstance(result.get(key), list) for key in lists)
         and (best is None or _count(best))
-        and _number(result.get("train_seconds"))
+        and is_number(result.get("train_seconds"))
         and _count(result.get("examples"))
     )
 

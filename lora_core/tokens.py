@@ -12,7 +12,7 @@ import numpy as np
 from safetensors.numpy import load_file, save_file
 
 from lora_core.config import TRUNCATIONS
-from lora_core.errors import DataError, damaged
+from lora_core.errors import DataError, damaged, shown
 
 
 def split_file(folder: str | Path, name: str) -> Path:
@@ -220,11 +220,13 @@ TASK = "task.json"
 def read_task(folder: str | Path) -> Task:
     """The ``task.json`` that the tokenize stage wrote beside the splits (one written
     without ``truncation`` cut the head: the only way there was)."""
-    from lora_core.readers import read_classes, read_json
+    from lora_core.readers import read_classes, read_written
 
     path = Path(folder) / TASK
-    names, columns = read_classes(path, "tokenize")
-    truncation = read_json(path).get("truncation", "head")
+    raw = read_written(path, "tokenize")
+    names, columns = read_classes(path, "tokenize", raw)
+    truncation = raw.get("truncation", "head")
     if truncation not in TRUNCATIONS:
-        raise DataError(f"{path} is damaged: run `dvc repro --force tokenize`")
+        why = f"truncation {shown(truncation)} is not one of {', '.join(TRUNCATIONS)}"
+        raise damaged(path, "tokenize", why)
     return Task(names, columns, truncation)

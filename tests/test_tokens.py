@@ -156,8 +156,12 @@ def test_read_task_reads_the_truncation_and_head_without_it(tmp_path):
     (tmp_path / TASK).write_text(raw % "head+tail")
     assert read_task(tmp_path).truncation == "head+tail"
     (tmp_path / TASK).write_text(raw % "middle")
-    with pytest.raises(DataError, match=r"task.json is damaged: run `dvc repro --force tokenize`"):
+    with pytest.raises(DataError) as info:
         read_task(tmp_path)
+    assert str(info.value) == (
+        f"{tmp_path / TASK} is damaged (truncation 'middle' is not one of head, head+tail): "
+        "run `dvc repro --force tokenize`"
+    )
 
 
 def test_chunks_cut_by_rows_and_by_characters(tokenizer, monkeypatch):
