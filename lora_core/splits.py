@@ -158,6 +158,22 @@ def in_train(splits: dict[str, Examples]) -> dict[str, list[int]]:
     return {name: [i for i, k in enumerate(_keys(splits[name])) if k in seen] for name in EVAL}
 
 
+def pair_text_in_train(splits: dict[str, Examples]) -> dict[str, int]:
+    """Sentence pairs: how many val and test rows hold a text, whitespace trimmed, that is
+    one of train's texts (in either column). Files that build pairs from a pool of texts
+    (NLI's premises, pairs of sentences) reuse them across rows, and a random val split then
+    rewards a model that memorises them: no pair repeats, and val still says little."""
+    train = splits["train"]
+    seen = {text.strip() for text in (*train.texts, *train.pairs)}
+    return {
+        name: sum(
+            a.strip() in seen or b.strip() in seen
+            for a, b in zip(splits[name].texts, splits[name].pairs)
+        )
+        for name in EVAL
+    }
+
+
 def _keys(examples: Examples) -> Iterator:
     if examples.pairs is None:
         return (text.strip() for text in examples.texts)
@@ -193,5 +209,15 @@ def leak_lines(summary: dict, dropped: bool) -> list[str]:
                 f"note: {n} of {kept} {where} rows ({100 * n / kept:.1f}%) are also in train "
                 f"({summary['sources']['train']}): their scores say little about new data "
                 "(data.dedupe: true drops them)"
+            )
+    for name, n in summary.get("pair_text_in_train", {}).items():
+        kept = summary["splits"][name]["rows"]
+        if n > LEAK_SHARE * kept:
+            lines.append(
+                f"note: {n} of {kept} {name} ({summary['sources'][name]}) pairs "
+                f"({100 * n / kept:.1f}%) hold a text that train's pairs hold too: a model "
+                "that memorises texts scores well there, so choosing by them favours it "
+                f"(give a {'validation' if name == 'val' else 'test'} file whose texts train "
+                "lacks)"
             )
     return lines

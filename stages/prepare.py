@@ -18,7 +18,14 @@ from lora_core.errors import exit_on_user_error
 from lora_core.files import atomic_dir, write_json
 from lora_core.hub import ensure_raw
 from lora_core.readers import sha256
-from lora_core.splits import assign, check_stratifiable, dedupe, in_train, leak_lines
+from lora_core.splits import (
+    assign,
+    check_stratifiable,
+    dedupe,
+    in_train,
+    leak_lines,
+    pair_text_in_train,
+)
 
 
 def prepare(cfg: DataConfig, out_dir: str) -> dict:
@@ -48,6 +55,8 @@ def prepare(cfg: DataConfig, out_dir: str) -> dict:
         "also_in_train": {name: len(rows) for name, rows in leaks.items()},
         "raw_sha256": {path.name: sha256(path) for path in raw.values()},
     }
+    if len(cfg.text_columns) == 2:  # single texts: SST-2's summary stays as it was
+        summary["pair_text_in_train"] = pair_text_in_train(splits)
     with atomic_dir(out_dir) as tmp:
         for name, examples in splits.items():
             write_examples(tmp / f"{name}.jsonl", examples, names)

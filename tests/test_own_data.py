@@ -19,14 +19,31 @@ def test_string_labels_prepare_beside_the_shipped_data_labels(tiny_project, monk
     set_params(tiny_project, {"data": PAIRS})
     monkeypatch.chdir(tiny_project)
     assert prepare.main([]) == 0
+    # the tiny pairs draw short texts from a few words: many val and test rows hold one of
+    # train's texts, counted here from the rows themselves
+    texts = lambda rows: {r[k].strip() for r in rows for k in ("sentence1", "sentence2")}  # noqa: E731
+    seen = texts(tiny_pairs(240, seed=1))
+    shared = {
+        name: sum(bool(texts([r]) & seen) for r in tiny_pairs(n, seed))
+        for name, n, seed in (("val", 30, 2), ("test", 45, 3))
+    }
+    assert shared == {"val": 13, "test": 14}
+    note = (
+        "note: {} of {} {} pairs ({:.1f}%) hold a text that train's pairs hold too: a model "
+        "that memorises texts scores well there, so choosing by them favours it (give a {} "
+        "file whose texts train lacks)\n"
+    )
     assert capsys.readouterr().out == (
         "data.labels ['negative', 'positive'] does not name every label of the train file, "
         "so its labels are the classes in sorted order: contradiction, entailment, neutral\n"
-        "prepared train 240, val 30, test 45 (3 classes, the folder's own splits)"
+        + note.format(13, 30, "val (validation.tsv)", 43.3, "validation")
+        + note.format(14, 45, "test (test.jsonl)", 31.1, "test")
+        + "prepared train 240, val 30, test 45 (3 classes, the folder's own splits)"
         " -> data/prepared/\n"
     )
     summary = json.loads((tiny_project / "data/prepared/summary.json").read_text())
     assert summary["labels"] == list(PAIR_CLASSES)
+    assert summary["pair_text_in_train"] == shared
 
 
 def test_three_class_pairs_through_dvc_repro_and_predict(tiny_project, monkeypatch, capsys):

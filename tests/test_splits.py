@@ -199,6 +199,39 @@ def test_in_train_counts_val_and_test_texts_and_pairs_also_in_train_after_trimmi
     assert found == {"val": [1], "test": [0]}
 
 
+def test_pair_text_in_train_counts_pairs_holding_any_train_text_in_either_column():
+    pairs = lambda texts, seconds: Examples(texts, [0] * len(texts), seconds)  # noqa: E731
+    parts = {
+        "train": pairs(["a", "b"], ["p", "q"]),
+        # " q " holds train's second text in its first column, "b" train's first in its
+        # second; "x"/"y" holds neither; "a  " trimmed is "a"
+        "val": pairs([" q ", "x", "a  ", "z"], ["z", "y", "w", "b"]),
+        "test": pairs(["x", "p"], ["y", "a"]),
+    }
+    assert splits.pair_text_in_train(parts) == {"val": 3, "test": 1}
+
+
+def test_leak_lines_notes_pairs_sharing_texts_past_one_percent_and_nothing_for_singles():
+    summary = {
+        "also_in_train": {"val": 0, "test": 0},
+        "splits": {"val": {"rows": 200}, "test": {"rows": 300}},
+        "sources": {"train": "train.tsv", "val": "0.1 of train.tsv (random split)",
+                    "test": "test.tsv"},
+        "pair_text_in_train": {"val": 118, "test": 3},
+    }  # fmt: skip
+    assert splits.leak_lines(summary, dropped=False) == [
+        "note: 118 of 200 val (0.1 of train.tsv (random split)) pairs (59.0%) hold a text "
+        "that train's pairs hold too: a model that memorises texts scores well there, so "
+        "choosing by them favours it (give a validation file whose texts train lacks)"
+    ]  # test's 3 of 300 is the 1% allowed
+    summary["pair_text_in_train"]["test"] = 4
+    assert splits.leak_lines(summary, dropped=True)[1].startswith(
+        "note: 4 of 300 test (test.tsv) pairs (1.3%) hold a text that train's pairs hold too"
+    )
+    del summary["pair_text_in_train"]
+    assert splits.leak_lines(summary, dropped=False) == []
+
+
 def test_dedupe_drops_exactly_those_rows_and_refuses_to_empty_a_split():
     parts = {
         "train": Examples(["a", "b"], [0, 1]),

@@ -24,6 +24,7 @@ def test_stages_main_in_order(tiny_project, monkeypatch, capsys):
     half = lambda n: {"rows": n, "labels": {"negative": n // 2, "positive": n // 2}}  # noqa: E731
     assert summary["splits"] == {"train": half(180), "val": half(20), "test": half(40)}
     assert set(summary["raw_sha256"]) == {"train.tsv", "dev.tsv"}
+    assert "pair_text_in_train" not in summary  # single texts: SST-2's summary as it was
     assert (summary["labels"], summary["text_columns"]) == (["negative", "positive"], ["sentence"])
     assert summary["split"] == "random"
     assert summary["sources"] == {
