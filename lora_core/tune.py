@@ -22,6 +22,7 @@ import optuna
 from optuna.trial import TrialState
 
 from lora_core.errors import LoraSst2Error
+from lora_core.splits import LEAK_SHARE
 from lora_core.stats import bootstrap_intervals, flips, mcnemar_exact
 from lora_core.tune_space import Dimension
 
@@ -42,6 +43,7 @@ class Outcome:
     first_epoch: float | None = None  # val accuracy after epoch 1 (DVCLive), when trained
     last_loss: float | None = None  # the last training loss logged
     cut_percent: float | None = None  # tokenize's share of train texts cut by max_length
+    val_shared: float | None = None  # prepare's share of val rows holding train's text
 
 
 Runner = Callable[[str, dict, Callable[[float], bool]], Outcome]
@@ -130,7 +132,22 @@ def record(trial: optuna.Trial, outcome: Outcome, objective: str, resamples: int
     trial.set_user_attr("predicted", outcome.predicted)
     if outcome.cut_percent is not None and trial.user_attrs.get("defaults"):
         trial.study.set_user_attr("long_texts", outcome.cut_percent > LONG_TEXT_PERCENT)
+    if outcome.val_shared is not None and trial.user_attrs.get("defaults"):
+        trial.study.set_user_attr("val_shared", outcome.val_shared)
     return float(value)
+
+
+def shared_note(study: optuna.Study) -> str:
+    """A line when trial 0's val rows held train's texts past LEAK_SHARE (prepare's counts):
+    the study chose by them, so its winner may owe its lead to memorising."""
+    share = study.user_attrs.get("val_shared")
+    if share is None or share <= LEAK_SHARE:
+        return ""
+    return (
+        f"note: {100 * share:.1f}% of the val rows hold a text that train holds too "
+        "(data/prepared/summary.json): val favours a recipe that memorises them, so the "
+        "winner's lead may not carry to new data; give a validation file whose texts train lacks"
+    )
 
 
 def finish(study: optuna.Study, trial: optuna.Trial, outcome: Outcome, value: float | None) -> None:

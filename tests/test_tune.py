@@ -15,7 +15,7 @@ import optuna
 import pytest
 import yaml
 
-from lora_core.commands.trials import RUNNING, ExpRunner, override
+from lora_core.commands.trials import RUNNING, ExpRunner, override, val_shared
 from lora_core.config import Params
 from lora_core.errors import ConfigError, LoraSst2Error
 from lora_core.scores import VAL_PREDICTIONS
@@ -27,6 +27,7 @@ from lora_core.tune import (
     Search,
     choose,
     fail_leftovers,
+    shared_note,
     should_prune,
     table,
 )
@@ -169,6 +170,33 @@ def test_trial_0_is_params_yaml_as_it_stands_and_the_rest_are_sampled():
     trial0 = state.study.trials[0]
     assert trial0.params == {"train.lr": 0.002, "lora.r": 4} and trial0.user_attrs["defaults"]
     assert trial0.value == 0.6 and trial0.user_attrs["interval"][0] < 0.6
+
+
+@pytest.mark.parametrize(("share", "note"), [(0.59, True), (0.01, False), (None, False)])
+def test_a_study_whose_val_holds_train_texts_says_so_under_its_winner(share, note):
+    state = make_study(space={"lora.r": {"choices": [4, 8]}}, prune=False)
+    val = {"accuracy": 0.6, "loss": 0.5, "per_class": {"a": {}, "b": {}}}
+    outcome = lambda o: Outcome(COMPLETE, val=val, labels=LABELS, predicted=right(24),  # noqa: E731
+                                last_loss=0.4, val_shared=share if not o else 0.0)  # fmt: skip
+    state.run(2, FakeRunner(outcome))
+    assert state.study.user_attrs.get("val_shared") == share  # trial 0's, not trial 1's 0.0
+    assert shared_note(state.study) == (
+        "note: 59.0% of the val rows hold a text that train holds too "
+        "(data/prepared/summary.json): val favours a recipe that memorises them, so the "
+        "winner's lead may not carry to new data; give a validation file whose texts train lacks"
+        if note
+        else ""
+    )
+
+
+def test_val_shared_reads_prepares_counts_and_skips_what_dedupe_dropped(tmp_path):
+    path = tmp_path / "summary.json"
+    summary = {"splits": {"val": {"rows": 40}}, "also_in_train": {"val": 20, "test": 1}}
+    path.write_text(json.dumps(summary))
+    assert (val_shared(path, deduped=False), val_shared(path, deduped=True)) == (0.5, 0.0)
+    summary["pair_text_in_train"] = {"val": 12, "test": 0}
+    path.write_text(json.dumps(summary))
+    assert (val_shared(path, deduped=False), val_shared(path, deduped=True)) == (0.5, 0.3)
 
 
 def test_the_objective_reads_val_only_never_test(tmp_path):

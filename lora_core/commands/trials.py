@@ -24,7 +24,7 @@ from pathlib import Path
 from lora_core.commands.dvcrun import run
 from lora_core.errors import LoraSst2Error
 from lora_core.live import CURVES, LIVE, histories, read_tsv
-from lora_core.readers import read_json
+from lora_core.readers import load_yaml, read_json
 from lora_core.scores import VAL_PREDICTIONS, read_predictions
 from lora_core.tune import COMPLETE, FAILED, PRUNED, Outcome
 
@@ -54,6 +54,17 @@ def _alive(pid: int) -> bool:
     except OSError:
         return False
     return stat.rpartition(")")[2].split()[0] != "Z"
+
+
+def val_shared(summary: Path, deduped: bool) -> float | None:
+    """prepare's share of the val rows it kept that repeat a train row (unless ``deduped``:
+    data.dedupe dropped those) or, for pairs, hold a train text."""
+    counted = read_json(summary)
+    rows = counted.get("splits", {}).get("val", {}).get("rows")
+    if not rows:
+        return None
+    kinds = ("pair_text_in_train",) if deduped else ("also_in_train", "pair_text_in_train")
+    return max(counted.get(kind, {}).get("val", 0) for kind in kinds) / rows
 
 
 def launch(cmd: list[str], cwd: Path, out) -> subprocess.Popen:
@@ -170,6 +181,8 @@ class ExpRunner:
         loss = read_tsv(curves / "train/loss.tsv", "loss")
         task = self.root / "data/tokenized/task.json"
         cut = read_json(task).get("lengths", {}).get("train", {}) if task.exists() else {}
+        summary = self.root / "data/prepared/summary.json"
+        shared = val_shared(summary, self.deduped()) if summary.exists() else None
         return Outcome(
             COMPLETE,
             val=val,
@@ -178,7 +191,13 @@ class ExpRunner:
             first_epoch=_first(curves / "val/accuracy.tsv", "accuracy"),
             last_loss=loss[-1]["loss"] if loss else math.nan,
             cut_percent=cut.get("truncated_percent"),
+            val_shared=shared,
         )
+
+    def deduped(self) -> bool:
+        """Whether the trial's params.yaml has data.dedupe on."""
+        data = (load_yaml(self.root / "params.yaml") or {}).get("data") or {}
+        return data.get("dedupe") is True
 
     def apply(self, name: str) -> None:
         """`dvc exp apply NAME`: its params.yaml, dvc.lock, metrics and adapter."""

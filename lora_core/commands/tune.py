@@ -10,7 +10,15 @@ from pathlib import Path
 from lora_core.config import load_params
 from lora_core.errors import LoraSst2Error, errors_from, shown
 from lora_core.files import find_project_root
-from lora_core.tune import Search, choose, defaults_trial, fail_leftovers, table, winner
+from lora_core.tune import (
+    Search,
+    choose,
+    defaults_trial,
+    fail_leftovers,
+    shared_note,
+    table,
+    winner,
+)
 from lora_core.tune_space import current, parse_space
 
 STUDIES = "tune"  # under the project root, git-ignored: tune/<study>/{study.db, params.yaml, logs}
@@ -100,6 +108,8 @@ def run(args: argparse.Namespace) -> int:
     best = winner(study)
     if best is not None:
         print(f"winner: trial {best.number} ({best.user_attrs['name']})")
+    if note := shared_note(study):
+        print(note)
     if args.apply:
         chosen, why = choose(study, params.gate.alpha, args.force)
         runner.apply(chosen.user_attrs["name"])
