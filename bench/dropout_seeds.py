@@ -49,7 +49,7 @@ def run(mode: str, seed: int, out: Path) -> None:
 def predictions(folder: Path) -> tuple[np.ndarray, np.ndarray]:
     with open(folder / "test.csv", newline="") as f:
         rows = list(csv.DictReader(f))
-    return (np.array([int(r[k]) for r in rows]) for k in ("label", "predicted"))
+    return tuple(np.array([int(r[k]) for r in rows]) for k in ("label", "predicted"))
 
 
 def table(seeds: list[int], out: Path, untimed: frozenset[int] = frozenset()) -> str:
@@ -71,7 +71,9 @@ def table(seeds: list[int], out: Path, untimed: frozenset[int] = frozenset()) ->
         }
         acc = {m: read[m]["eval.json"]["test"]["accuracy"] for m in MODES}
         secs = [read[m]["train.json"]["train_seconds"] for m in MODES]
-        (labels, token), (_, element) = (predictions(folders[m]) for m in MODES)
+        (labels, token), (element_labels, element) = (predictions(folders[m]) for m in MODES)
+        if not np.array_equal(labels, element_labels):
+            raise SystemExit(f"seed {seed}: token's and element's test rows differ: not paired")
         p = mcnemar_exact(*flips(element, token, labels))
         for m in MODES:
             scores[m].append(acc[m])

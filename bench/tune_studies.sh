@@ -13,7 +13,7 @@
 set -u
 export DVC_NO_ANALYTICS=1
 ROOT=$(git rev-parse --show-toplevel)
-WORK=${1:-/tmp/tune_studies}
+WORK=$(realpath -m "${1:-/tmp/tune_studies}")  # absolute: study() cds into each clone
 mkdir -p "$WORK"
 
 study() { # name, a python statement editing params.yaml's dict p

@@ -18,7 +18,9 @@ from pathlib import Path
 
 import optuna
 
+from lora_core.config import load_params
 from lora_core.tune import shown
+from lora_core.tune_space import current, parse_space
 
 
 def scores(root: Path) -> dict[str, dict]:
@@ -50,7 +52,8 @@ def main(argv: list[str] | None = None) -> None:
     study = optuna.load_study(study_name=args.study, storage=f"sqlite:///{db}")
     found = scores(args.root)
     trials = {s: [t for t in study.trials if t.state.name == s] for s in ("COMPLETE", "PRUNED")}
-    defaults = next(t.params for t in study.trials if t.user_attrs.get("defaults"))
+    baseline = load_params(args.root / "tune" / args.study / "params.yaml")  # as tune saw it
+    defaults = {d.key: current(baseline, d.key) for d in parse_space(baseline, True)}
     print(
         "| trial | params | val accuracy | val macro-F1 | test accuracy | test macro-F1 | minutes |"
     )

@@ -213,11 +213,12 @@ def leak_lines(summary: dict, dropped: bool) -> list[str]:
     for name, n in summary.get("pair_text_in_train", {}).items():
         kept = summary["splits"][name]["rows"]
         if n > LEAK_SHARE * kept:
+            so = "choosing by them favours it" if name == "val" else "they overstate new data"
+            role = "validation" if name == "val" else "test"
             lines.append(
                 f"note: {n} of {kept} {name} ({summary['sources'][name]}) pairs "
                 f"({100 * n / kept:.1f}%) hold a text that train's pairs hold too: a model "
-                "that memorises texts scores well there, so choosing by them favours it "
-                f"(give a {'validation' if name == 'val' else 'test'} file whose texts train "
-                "lacks)"
+                f"that memorises texts scores well there, so {so} (give a {role} file whose "
+                "texts train lacks)"
             )
     return lines

@@ -145,7 +145,7 @@ def shared_note(study: optuna.Study) -> str:
         return ""
     return (
         f"note: {100 * share:.1f}% of the val rows hold a text that train holds too "
-        "(data/prepared/summary.json): val favours a recipe that memorises them, so the "
+        "(prepare's counts, trial 0): val favours a recipe that memorises them, so the "
         "winner's lead may not carry to new data; give a validation file whose texts train lacks"
     )
 

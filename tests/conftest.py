@@ -8,6 +8,7 @@ import os
 import shutil
 import signal
 import subprocess
+import threading
 from pathlib import Path
 
 import pytest
@@ -25,7 +26,8 @@ os.environ.update(
 # Ctrl-C's SIGINT as a terminal gives it, however pytest was started: `nohup`, a CI step or a
 # batch shell starts it with SIGINT ignored, every child inherits that, and the tests that
 # interrupt a child (a training stage, a pruned or orphaned trial) would wait in vain.
-signal.signal(signal.SIGINT, signal.default_int_handler)
+if threading.current_thread() is threading.main_thread():  # older xdist workers: not always
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 ROOT = Path(__file__).resolve().parents[1]
 PROJECT_FILES = ("dvc.yaml", ".gitignore", ".dvcignore", "stages", "lora_core")

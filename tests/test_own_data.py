@@ -30,14 +30,16 @@ def test_string_labels_prepare_beside_the_shipped_data_labels(tiny_project, monk
     assert shared == {"val": 13, "test": 14}
     note = (
         "note: {} of {} {} pairs ({:.1f}%) hold a text that train's pairs hold too: a model "
-        "that memorises texts scores well there, so choosing by them favours it (give a {} "
-        "file whose texts train lacks)\n"
+        "that memorises texts scores well there, so {} (give a {} file whose texts train "
+        "lacks)\n"
     )
     assert capsys.readouterr().out == (
         "data.labels ['negative', 'positive'] does not name every label of the train file, "
         "so its labels are the classes in sorted order: contradiction, entailment, neutral\n"
-        + note.format(13, 30, "val (validation.tsv)", 43.3, "validation")
-        + note.format(14, 45, "test (test.jsonl)", 31.1, "test")
+        + note.format(
+            13, 30, "val (validation.tsv)", 43.3, "choosing by them favours it", "validation"
+        )
+        + note.format(14, 45, "test (test.jsonl)", 31.1, "they overstate new data", "test")
         + "prepared train 240, val 30, test 45 (3 classes, the folder's own splits)"
         " -> data/prepared/\n"
     )

@@ -182,7 +182,7 @@ def test_a_study_whose_val_holds_train_texts_says_so_under_its_winner(share, not
     assert state.study.user_attrs.get("val_shared") == share  # trial 0's, not trial 1's 0.0
     assert shared_note(state.study) == (
         "note: 59.0% of the val rows hold a text that train holds too "
-        "(data/prepared/summary.json): val favours a recipe that memorises them, so the "
+        "(prepare's counts, trial 0): val favours a recipe that memorises them, so the "
         "winner's lead may not carry to new data; give a validation file whose texts train lacks"
         if note
         else ""
@@ -193,10 +193,36 @@ def test_val_shared_reads_prepares_counts_and_skips_what_dedupe_dropped(tmp_path
     path = tmp_path / "summary.json"
     summary = {"splits": {"val": {"rows": 40}}, "also_in_train": {"val": 20, "test": 1}}
     path.write_text(json.dumps(summary))
-    assert (val_shared(path, deduped=False), val_shared(path, deduped=True)) == (0.5, 0.0)
+    # single texts: data.dedupe dropped every repeat; no pair count says what is left
+    assert (val_shared(path, deduped=False), val_shared(path, deduped=True)) == (0.5, None)
     summary["pair_text_in_train"] = {"val": 12, "test": 0}
     path.write_text(json.dumps(summary))
     assert (val_shared(path, deduped=False), val_shared(path, deduped=True)) == (0.5, 0.3)
+
+
+def test_a_finished_trial_reads_prepares_val_counts_with_its_dedupe(tmp_path):
+    curves = tmp_path / "metrics/train/plots/metrics"
+    for name, column in (("train/loss", "loss"), ("val/accuracy", "accuracy")):
+        (curves / name).parent.mkdir(parents=True, exist_ok=True)
+        (curves / f"{name}.tsv").write_text(f"step\t{column}\n5\t0.5\n")
+    (tmp_path / "metrics/predictions").mkdir(parents=True)
+    rows = "index,label,predicted,probability\n0,1,1,0.9\n"
+    (tmp_path / "metrics" / VAL_PREDICTIONS).write_text(rows)
+    (tmp_path / "metrics/eval.json").write_text(json.dumps({"val": {"accuracy": 0.5}}))
+    runner = ExpRunner(tmp_path, tmp_path / "tune")
+    assert runner.read().val_shared is None  # no summary.json: nothing to say
+    (tmp_path / "data/prepared").mkdir(parents=True)
+    # exact repeats are counted before data.dedupe drops them, shared texts after
+    summary = {
+        "splits": {"val": {"rows": 200}},
+        "also_in_train": {"val": 80},
+        "pair_text_in_train": {"val": 50},
+    }
+    (tmp_path / "data/prepared/summary.json").write_text(json.dumps(summary))
+    for params, share in (("data: {dedupe: true}\n", 0.25), ("data: {dedupe: false}\n", 0.4),
+                          ("[not, a, mapping]\n", 0.4), ("data: [\n", 0.4)):  # fmt: skip
+        (tmp_path / "params.yaml").write_text(params)
+        assert runner.read().val_shared == share, params
 
 
 def test_the_objective_reads_val_only_never_test(tmp_path):

@@ -64,7 +64,8 @@ def val_shared(summary: Path, deduped: bool) -> float | None:
     if not rows:
         return None
     kinds = ("pair_text_in_train",) if deduped else ("also_in_train", "pair_text_in_train")
-    return max(counted.get(kind, {}).get("val", 0) for kind in kinds) / rows
+    counts = [counted[kind].get("val", 0) for kind in kinds if kind in counted]
+    return max(counts) / rows if counts else None  # none: single texts all dropped, or unknown
 
 
 def launch(cmd: list[str], cwd: Path, out) -> subprocess.Popen:
@@ -195,9 +196,14 @@ class ExpRunner:
         )
 
     def deduped(self) -> bool:
-        """Whether the trial's params.yaml has data.dedupe on."""
-        data = (load_yaml(self.root / "params.yaml") or {}).get("data") or {}
-        return data.get("dedupe") is True
+        """Whether the trial's params.yaml has data.dedupe on (the trial ran with it, so it
+        reads; anything else counts as off)."""
+        try:
+            raw = load_yaml(self.root / "params.yaml")
+        except LoraSst2Error:
+            return False
+        data = raw.get("data") if isinstance(raw, dict) else None
+        return isinstance(data, dict) and data.get("dedupe") is True
 
     def apply(self, name: str) -> None:
         """`dvc exp apply NAME`: its params.yaml, dvc.lock, metrics and adapter."""

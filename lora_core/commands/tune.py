@@ -108,8 +108,8 @@ def run(args: argparse.Namespace) -> int:
     best = winner(study)
     if best is not None:
         print(f"winner: trial {best.number} ({best.user_attrs['name']})")
-    if note := shared_note(study):
-        print(note)
+        if note := shared_note(study):
+            print(note)
     if args.apply:
         chosen, why = choose(study, params.gate.alpha, args.force)
         runner.apply(chosen.user_attrs["name"])
