@@ -24,7 +24,7 @@ from pathlib import Path
 from lora_core.commands.dvcrun import run
 from lora_core.errors import LoraSst2Error
 from lora_core.live import CURVES, LIVE, histories, read_tsv
-from lora_core.readers import load_yaml, read_json
+from lora_core.readers import read_json
 from lora_core.scores import VAL_PREDICTIONS, read_predictions
 from lora_core.tune import COMPLETE, FAILED, PRUNED, Outcome
 
@@ -94,10 +94,12 @@ def stop(proc: subprocess.Popen) -> None:
 
 class ExpRunner:
     """Runs trials in the project at ``root``; ``baseline`` is the study's saved params.yaml
-    (and dvc.lock beside it), the workspace every trial starts from and the study ends on."""
+    (and dvc.lock beside it), the workspace every trial starts from and the study ends on.
+    ``deduped``: the baseline's data.dedupe, so prepare's repeats of train left val (the
+    share only trial 0's counts give is the baseline's)."""
 
-    def __init__(self, root: Path, baseline: Path) -> None:
-        self.root, self.baseline = root, baseline
+    def __init__(self, root: Path, baseline: Path, deduped: bool = False) -> None:
+        self.root, self.baseline, self.deduped = root, baseline, deduped
         self.metrics = root / "metrics"
 
     def stop_orphan(self) -> bool:
@@ -183,7 +185,7 @@ class ExpRunner:
         task = self.root / "data/tokenized/task.json"
         cut = read_json(task).get("lengths", {}).get("train", {}) if task.exists() else {}
         summary = self.root / "data/prepared/summary.json"
-        shared = val_shared(summary, self.deduped()) if summary.exists() else None
+        shared = val_shared(summary, self.deduped) if summary.exists() else None
         return Outcome(
             COMPLETE,
             val=val,
@@ -194,16 +196,6 @@ class ExpRunner:
             cut_percent=cut.get("truncated_percent"),
             val_shared=shared,
         )
-
-    def deduped(self) -> bool:
-        """Whether the trial's params.yaml has data.dedupe on (the trial ran with it, so it
-        reads; anything else counts as off)."""
-        try:
-            raw = load_yaml(self.root / "params.yaml")
-        except LoraSst2Error:
-            return False
-        data = raw.get("data") if isinstance(raw, dict) else None
-        return isinstance(data, dict) and data.get("dedupe") is True
 
     def apply(self, name: str) -> None:
         """`dvc exp apply NAME`: its params.yaml, dvc.lock, metrics and adapter."""

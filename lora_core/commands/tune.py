@@ -92,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
     if trials < 1:
         raise LoraSst2Error(f"--trials {trials} is not allowed: at least 1")
     defaults = {d.key: current(params, d.key) for d in space}
-    runner = ExpRunner(root, folder)
+    runner = ExpRunner(root, folder, params.data.dedupe)
     if runner.stop_orphan():
         print("stopped the trial a killed tune left running")
     study = open_study(folder, args, cfg.seed)
