@@ -10,32 +10,22 @@ test scores from each experiment's metrics/eval.json in `dvc exp show --json`.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 
 import optuna
 
+from lora_core.commands.dvcrun import dvc_json
 from lora_core.config import load_params
 from lora_core.tune import shown
 from lora_core.tune_space import current, parse_space
 
 
-def scores(root: Path) -> dict[str, dict]:
-    """metrics/eval.json of each experiment in ROOT's `dvc exp show`, by experiment name."""
-    env = {**os.environ, "DVC_NO_ANALYTICS": "1"}
-    out = subprocess.run(
-        ["dvc", "exp", "show", "--json"],
-        cwd=root,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
+def scores() -> dict[str, dict]:
+    """metrics/eval.json of each experiment in this workspace's `dvc exp show`, by name."""
     found = {}
-    for commit in json.loads(out):
+    for commit in dvc_json("exp", "show", "--json"):
         for exp in commit.get("experiments") or []:
             metrics = exp["revs"][0]["data"]["metrics"]
             found[exp["name"]] = metrics.get("metrics/eval.json", {}).get("data", {})
@@ -47,12 +37,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("root", type=Path)
     parser.add_argument("--study", default="default")
     args = parser.parse_args(argv)
+    os.chdir(args.root)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    db = args.root / "tune" / args.study / "study.db"
-    study = optuna.load_study(study_name=args.study, storage=f"sqlite:///{db}")
-    found = scores(args.root)
+    study = optuna.load_study(
+        study_name=args.study, storage=f"sqlite:///tune/{args.study}/study.db"
+    )
+    found = scores()
     trials = {s: [t for t in study.trials if t.state.name == s] for s in ("COMPLETE", "PRUNED")}
-    baseline = load_params(args.root / "tune" / args.study / "params.yaml")  # as tune saw it
+    baseline = load_params(f"tune/{args.study}/params.yaml")  # as tune saw it
     defaults = {d.key: current(baseline, d.key) for d in parse_space(baseline, True)}
     print(
         "| trial | params | val accuracy | val macro-F1 | test accuracy | test macro-F1 | minutes |"
